@@ -1,0 +1,1 @@
+"""Inference strategies and the ``optimize`` pipeline for user files."""
