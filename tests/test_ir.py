@@ -137,3 +137,10 @@ def test_bad_inputs_give_one_line_errors(tmp_path, toolchain, name, content, err
 def test_split_rejects_module_without_functions(toolchain):
     with pytest.raises(InvalidIR, match="defines no functions"):
         irmod.split_functions("@g = global i32 0\n", toolchain)
+
+
+def test_normalize_comment_after_a_string_on_one_line():
+    line = '@s = constant [2 x i8] c"a\\00" ; trailing "quoted" comment with ; and #1\n'
+    assert irmod.normalize(line) == '@s = constant [2 x i8] c"a\\00"\n'
+    text = 'call void @f(ptr @"q;x") #3 ; c "x" ; y\n'
+    assert irmod.normalize(text) == 'call void @f(ptr @"q;x")\n'

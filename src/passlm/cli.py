@@ -214,6 +214,228 @@ def version_cmd() -> None:
     console.print(f"passlm {__version__}, LLVM {_toolchain().version}")
 
 
+corpus_app = typer.Typer(
+    no_args_is_help=True, help="Build and inspect corpora of unoptimized IR functions."
+)
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("build")
+def corpus_build_cmd(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Corpus file (.parquet).")],
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Directory, archive, pypi:NAME[==VERSION] or csmith:N (added to --recipe).",
+            show_default=False,
+        ),
+    ] = None,
+    recipe: Annotated[
+        Path | None, typer.Option("--recipe", help="TOML recipe listing the sources.")
+    ] = None,
+    max_chars: Annotated[
+        int | None, typer.Option("--max-chars", help="Drop modules longer (default 8000).")
+    ] = None,
+    max_instructions: Annotated[
+        int | None, typer.Option("--max-instructions", help="Drop modules with more.")
+    ] = None,
+    min_instructions: Annotated[
+        int | None, typer.Option("--min-instructions", help="Drop modules with fewer.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Split and Csmith seed.")] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", help="Files compiled at once (default: cores).")
+    ] = None,
+    holdout: Annotated[
+        str | None, typer.Option("--holdout", help="Source kept whole out of training.")
+    ] = None,
+) -> None:
+    """Compile sources into a deduplicated Parquet corpus of one-function IR modules."""
+    from passlm.corpus.build import build_corpus
+    from passlm.corpus.recipe import make_recipe
+    from passlm.corpus.report import RichReporter, summary_tables
+    from passlm.corpus.store import prepare_output, write_corpus
+
+    plan = make_recipe(
+        recipe,
+        list(sources or []),
+        seed=seed,
+        holdout=holdout,
+        max_chars=max_chars,
+        max_instructions=max_instructions,
+        min_instructions=min_instructions,
+    )
+    output = prepare_output(output)
+    with RichReporter(err_console) as reporter:
+        result = build_corpus(
+            plan, _toolchain(), jobs=jobs, reporter=reporter, command=["passlm", *sys.argv[1:]]
+        )
+        reporter.stage(f"writing {output}")
+        write_corpus(result.rows, output, result.meta)
+    for table in summary_tables(result.meta["summary"]):
+        err_console.print(table)
+    size = output.stat().st_size / 1e6
+    err_console.print(
+        f"wrote {output}: {len(result.rows)} functions, {size:.1f} MB, "
+        f"{result.summary.seconds:.0f} s"
+    )
+
+
+@corpus_app.command("info")
+def corpus_info_cmd(
+    corpus: Annotated[Path, typer.Argument(help="Corpus file (.parquet).")],
+) -> None:
+    """Print a corpus's provenance, limits and counts."""
+    from passlm.corpus.report import info_lines, summary_tables
+    from passlm.corpus.store import read_metadata
+
+    meta = read_metadata(corpus)
+    for line in info_lines(meta):
+        console.print(line, highlight=False, soft_wrap=True)
+    for table in summary_tables(meta["summary"]):
+        console.print(table)
+
+
+@app.command("autotune")
+def autotune_cmd(
+    corpus: Annotated[Path | None, typer.Argument(help="Corpus Parquet file to tune.")] = None,
+    output: OutputPath = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Summarize a tuned Parquet file instead.")
+    ] = None,
+    plots: Annotated[
+        Path | None, typer.Option("--plots", help="With --report: write PNG plots here.")
+    ] = None,
+    trials: Annotated[int, typer.Option(help="Random-search pass lists per function.")] = 1000,
+    seconds: Annotated[
+        float | None, typer.Option(help="Per-function budget of compile seconds.")
+    ] = None,
+    max_length: Annotated[int, typer.Option(help="Longest random pass list.")] = 8,
+    broadcast: Annotated[
+        int, typer.Option(help="Most frequent best lists tried everywhere (-1: all).")
+    ] = 100,
+    minimize: Annotated[bool, typer.Option(help="Minimize the best lists.")] = True,
+    seed: Annotated[int, typer.Option(help="Search seed.")] = 0,
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="Only these splits (repeatable).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N functions.")] = None,
+    store: Annotated[
+        Path | None, typer.Option(help="Result store (default: OUTPUT.store.sqlite).")
+    ] = None,
+    workers: Workers = None,
+    timeout: Timeout = 60.0,
+    ray: Annotated[bool, typer.Option("--ray", help="Compile on a Ray cluster.")] = False,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Ray cluster address (default: local).")
+    ] = None,
+) -> None:
+    """Search the best pass list of every corpus function (resumable), or --report on a result."""
+    if report is not None:
+        _autotune_report(report, plots)
+        return
+    if corpus is None or output is None:
+        raise InputError("autotune needs CORPUS and -o OUTPUT (or --report TUNED)")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from passlm.llvm.pool import WorkerPool
+    from passlm.search.autotune import autotune
+    from passlm.search.tuner import TuneConfig
+
+    config = TuneConfig(
+        trials=trials,
+        seconds=seconds,
+        max_length=max_length,
+        minimize=minimize,
+        seed=seed,
+        broadcast=None if broadcast < 0 else broadcast,
+    )
+    tc = _toolchain()
+    if ray:
+        from passlm.search.ray_executor import RayCompiler
+
+        compiler = RayCompiler(tc, address=ray_address, timeout=timeout)
+    else:
+        compiler = WorkerPool(tc, workers=workers, timeout=timeout)
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with compiler, Progress(*columns, console=err_console) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done)  # type: ignore[arg-type]
+
+        rows, meta = autotune(
+            corpus,
+            output,
+            compiler,
+            config,
+            store_path=store,
+            splits=split,
+            limit=limit,
+            executor="ray" if ray else "local",
+            progress=progress,
+        )
+    c = meta["compute"]
+    err_console.print(
+        f"tuned {len(rows)} functions in {c['wall_seconds']:.0f}s: {c['compiles_this_run']:,} "
+        f"compiles this run, {c['answered_by_store']:,} answered by the store; wrote {output}"
+    )
+    _autotune_report(output, None)
+
+
+def _autotune_report(path: Path, plots: Path | None) -> None:
+    from passlm.search.report import length_histogram, pass_frequency, plot, summarize
+    from passlm.search.tuned import read_tuned
+
+    rows, meta = read_tuned(path)
+    table = Table(
+        "split",
+        "functions",
+        "improved",
+        "-O0",
+        "-Oz",
+        "best",
+        "over -Oz",
+        title=f"{path} (LLVM {meta.get('llvm_version')})",
+    )
+    groups = [*sorted({r.split for r in rows}), "all"]
+    for name in groups:
+        s = summarize([r for r in rows if name in ("all", r.split)])
+        table.add_row(
+            name,
+            str(s.functions),
+            f"{s.improved} ({100 * s.improved_fraction:.1f}%)",
+            f"{s.o0_total:,}",
+            f"{s.oz_total:,}",
+            f"{s.best_total:,}",
+            f"{100 * s.overall_improvement:.2f}%",
+        )
+    console.print(table)
+    freq = pass_frequency(rows)
+    console.print(
+        "most frequent in best lists: "
+        + ", ".join(f"{name} {n}" for name, n in freq.most_common(15))
+    )
+    hist = length_histogram(rows)
+    console.print("best-list lengths: " + ", ".join(f"{k}: {hist[k]}" for k in sorted(hist)))
+    if meta.get("compute"):
+        c = meta["compute"]
+        console.print(
+            f"compute: {c.get('trials_total', 0):,} trials, {c.get('wall_seconds')}s "
+            f"wall (last run), {c.get('cpus')} CPUs, executor {c.get('executor')}"
+        )
+    if plots is not None:
+        for p in plot(rows, plots):
+            console.print(f"wrote {p}")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
     try:

@@ -37,6 +37,7 @@ LLVM_ERROR = "llvm"  # LLVM rejected the pipeline or produced IR that does not v
 CRASH = "crash"  # the compile killed its process (abort, segfault, out of memory)
 TIMEOUT = "timeout"  # the compile ran past its time limit
 INVALID_IR = "invalid-ir"  # the input IR itself does not parse or verify
+INTERNAL = "internal"  # a bug in passlm itself while handling the compile
 
 
 @dataclass(frozen=True)

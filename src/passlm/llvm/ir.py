@@ -41,7 +41,13 @@ def _check_input_file(path: Path) -> None:
         raise InputError(f"{path}: empty file")
 
 
-def compile_source(path: str | Path, toolchain: Toolchain, flags: tuple[str, ...] = ()) -> str:
+def compile_source(
+    path: str | Path,
+    toolchain: Toolchain,
+    flags: tuple[str, ...] = (),
+    *,
+    timeout: float = COMPILE_TIMEOUT,
+) -> str:
     """Compile a C or C++ file to unoptimized IR text (see :data:`IR_RECIPE`)."""
     path = Path(path)
     _check_input_file(path)
@@ -52,9 +58,7 @@ def compile_source(path: str | Path, toolchain: Toolchain, flags: tuple[str, ...
     else:
         raise InputError(f"{path}: not a C/C++ source file (expected one of .c .cc .cpp .cxx)")
     try:
-        out = run_command(
-            [compiler, *_CLANG_FLAGS, *flags, "-o", "-", str(path)], timeout=COMPILE_TIMEOUT
-        )
+        out = run_command([compiler, *_CLANG_FLAGS, *flags, "-o", "-", str(path)], timeout=timeout)
     except CommandFailed as exc:
         raise SourceCompileError(f"{path}: does not compile: {exc.detail}") from None
     return out.text
@@ -132,16 +136,18 @@ def _split_quoted(line: str) -> list[str]:
 
 def _clean_line(line: str) -> str:
     parts = _split_quoted(line)
-    for i in range(0, len(parts), 2):
-        code = parts[i]
-        cut = code.find(";")
-        if cut >= 0:  # a comment: drop it and everything after it
-            parts = [*parts[:i], code[:cut]]
-            code = parts[i]
-        code = _ATTR_REF.sub("", code)
-        code = _DBG_ATTACHMENT.sub("", code)
-        parts[i] = _SPACES.sub(" ", code)
-    return '"'.join(parts).strip()
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:  # inside a string: kept verbatim
+            out.append(part)
+            continue
+        cut = part.find(";")
+        code = part if cut < 0 else part[:cut]
+        code = _DBG_ATTACHMENT.sub("", _ATTR_REF.sub("", code))
+        out.append(_SPACES.sub(" ", code))
+        if cut >= 0:  # a comment runs to the end of the line
+            break
+    return '"'.join(out).strip()
 
 
 def _drop_unreachable_metadata(lines: list[str]) -> list[str]:
@@ -257,18 +263,27 @@ def split_functions(ir: str, toolchain: Toolchain, *, timeout: float = 60.0) -> 
     if not names:
         raise InvalidIR("the module defines no functions")
     data = ir.encode("utf-8")
-    modules = {}
-    for name in names:
-        try:
-            out = run_command(
-                [toolchain.llvm_extract, f"--func={name}", "-S", "-o", "-", "-"],
-                input=data,
-                timeout=timeout,
-            )
-        except CommandFailed as exc:
-            raise InvalidIR(f"cannot extract function {name}: {exc.detail}") from None
-        modules[name] = normalize(out.text)
-    return modules
+    return {name: extract_function(data, name, toolchain, timeout=timeout) for name in names}
+
+
+def extract_function(
+    ir: str | bytes, name: str, toolchain: Toolchain, *, timeout: float = 60.0
+) -> str:
+    """The normalized module of one defined function ``name`` (``llvm-extract``).
+
+    Raises :class:`InvalidIR` when it cannot be extracted and
+    :class:`~passlm.errors.CommandTimeout` past ``timeout`` seconds.
+    """
+    data = ir.encode("utf-8") if isinstance(ir, str) else ir
+    try:
+        out = run_command(
+            [toolchain.llvm_extract, f"--func={name}", "-S", "-o", "-", "-"],
+            input=data,
+            timeout=timeout,
+        )
+    except CommandFailed as exc:
+        raise InvalidIR(f"cannot extract function {name}: {exc.detail}") from None
+    return normalize(out.text)
 
 
 def parse_error(stderr: bytes | str) -> str:

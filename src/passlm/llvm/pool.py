@@ -19,14 +19,23 @@ import math
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
 from passlm.errors import PasslmError, ToolNotFound
-from passlm.llvm.backend import CRASH, DEFAULT_TIMEOUT, TIMEOUT, Compiler, Result, Task
+from passlm.llvm.backend import (
+    CRASH,
+    DEFAULT_TIMEOUT,
+    INTERNAL,
+    TIMEOUT,
+    Compiler,
+    Result,
+    Task,
+)
 from passlm.llvm.toolchain import Toolchain
 from passlm.process import describe_status
 
@@ -68,11 +77,34 @@ def _worker_main(
         flushed = time.monotonic()
         for index, passes, want_ir in items:
             progress.value = index
-            done.append((index, compiler.run_task(Task(ir, passes, want_ir))))
+            try:
+                result = compiler.run_task(Task(ir, passes, want_ir))
+            except Exception as exc:  # a bug in passlm, not LLVM: report it, keep the worker
+                result = Result.failure(INTERNAL, f"{type(exc).__name__}: {exc}")
+            done.append((index, result))
             if time.monotonic() - flushed > FLUSH_SECONDS:
                 conn.send(done)
                 done, flushed = [], time.monotonic()
         conn.send(done)
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start workers without re-importing ``__main__``.
+
+    A spawned child normally re-runs the parent's main script to find pickled functions; the
+    worker needs nothing from it, and re-running a user's script without a ``__main__`` guard
+    would start workers recursively.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if hasattr(main, k)}
+    try:
+        for k in saved:
+            setattr(main, k, None) if k == "__spec__" else delattr(main, k)
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
 
 
 @dataclass
@@ -133,7 +165,8 @@ class WorkerPool(Compiler):
             args=(child, progress, self.toolchain, self.cache_size, self.memory_mb),
             daemon=True,
         )
-        proc.start()
+        with _main_module_hidden():
+            proc.start()
         child.close()
         if not parent.poll(STARTUP_TIMEOUT):
             proc.kill()

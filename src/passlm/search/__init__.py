@@ -1,0 +1,1 @@
+"""The autotuner: random search, minimization and broadcast of pass lists per function."""

@@ -1,0 +1,136 @@
+"""``passlm autotune`` end to end on a tiny real corpus: output, report, kill and resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from passlm.errors import InputError
+from passlm.search.report import summarize
+from passlm.search.tuned import read_tuned
+
+from .conftest import FIXTURES
+
+TUNE_ARGS = ["--trials", "150", "--broadcast", "20", "--seed", "5", "-j", "2"]
+
+
+def passlm_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "passlm.cli", *args]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        passlm_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("src")
+    (root / "sample.c").write_text((FIXTURES / "sample.c").read_text())
+    (root / "more.c").write_text(
+        "int mix(int a, int b) { int r = 0; for (int i = 0; i < b; i++) r += a ^ i; return r; }\n"
+        "int pick(int *p, int n) { return n > 0 ? p[n - 1] : p[0]; }\n"
+        "long fold(long x) { while (x > 9) x = x / 10 + x % 10; return x; }\n"
+    )
+    out = root / "corpus.parquet"
+    res = run("corpus", "build", f"dir:{root}", "-o", str(out), "-j", "2")
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def store_rows(path: Path) -> set[tuple]:
+    with sqlite3.connect(path) as db:
+        return set(db.execute("SELECT ir_hash, passes, llvm, count, error_kind FROM trials"))
+
+
+@pytest.fixture(scope="module")
+def reference(corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref") / "tuned.parquet"
+    res = run("autotune", str(corpus), "-o", str(out), *TUNE_ARGS)
+    assert res.returncode == 0, res.stderr
+    assert "over -Oz" in res.stdout
+    return out
+
+
+def test_output_rows_are_consistent(reference, corpus):
+    rows, meta = read_tuned(reference)
+    assert len(rows) == 11
+    for r in rows:
+        assert r.best_count <= r.oz_count <= r.o0_count
+        assert r.trials >= 150
+        assert r.optimized_ir.startswith("target datalayout")
+    assert meta["llvm_version"] and meta["config"]["trials"] == 150
+    assert meta["compute"]["compiles_this_run"] == sum(r.trials for r in rows)
+    assert summarize(rows).improved >= 1
+
+
+def test_report_and_plots(reference, tmp_path):
+    res = run("autotune", "--report", str(reference), "--plots", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "most frequent in best lists" in res.stdout
+    assert (tmp_path / "pass_frequency.png").stat().st_size > 1000
+    assert (tmp_path / "list_length.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_lost_or_repeated_work(corpus, reference, tmp_path):
+    out = tmp_path / "tuned.parquet"
+    store = tmp_path / "tuned.parquet.store.sqlite"
+    proc = subprocess.Popen(
+        passlm_cmd("autotune", str(corpus), "-o", str(out), *TUNE_ARGS),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    stored = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if store.exists():
+            try:
+                stored = len(store_rows(store))
+            except sqlite3.OperationalError:
+                stored = 0
+            if stored >= 300:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()  # no partial output
+    after_kill = store_rows(store)
+    total = store_rows(reference.with_name(reference.name + ".store.sqlite"))
+    assert 0 < len(after_kill) < len(total)
+
+    res = run("autotune", str(corpus), "-o", str(out), *TUNE_ARGS)
+    assert res.returncode == 0, res.stderr
+    assert read_tuned(out)[0] == read_tuned(reference)[0]
+    assert store_rows(store) == total  # same trials, each stored once
+    _, meta = read_tuned(out)
+    assert meta["compute"]["compiles_this_run"] == len(total) - len(after_kill)
+
+
+def test_bad_inputs(tmp_path, corpus):
+    res = run("autotune", str(tmp_path / "missing.parquet"), "-o", str(tmp_path / "t.parquet"))
+    assert res.returncode == 2 and "no such file" in res.stderr
+    res = run("autotune", "--report", str(corpus))
+    assert res.returncode == 2 and "expected a passlm tuned file" in res.stderr
+    res = run("autotune", str(corpus))
+    assert res.returncode == 2 and "needs CORPUS and -o OUTPUT" in res.stderr
+    res = run("autotune", str(corpus), "-o", str(tmp_path / "t.parquet"), "--split", "nope")
+    assert res.returncode == 2 and "no functions to tune" in res.stderr
+    with pytest.raises(InputError):
+        read_tuned(corpus)
