@@ -229,7 +229,8 @@ def test_archive_source(tmp_path):
     assert result.summary.sources[0].licence == "MIT"
 
 
-def test_csmith_is_seeded_and_deterministic(tmp_path):
+def test_csmith_is_seeded_and_deterministic(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     first = build(tmp_path / "one", SourceEntry(spec="csmith:2", seed=7))
     again = build(tmp_path / "two", SourceEntry(spec="csmith:2", seed=7))
     assert first.rows and [r.hash for r in first.rows] == [r.hash for r in again.rows]
@@ -238,6 +239,7 @@ def test_csmith_is_seeded_and_deterministic(tmp_path):
     assert first.meta["csmith_version"]
     other = build(tmp_path / "three", SourceEntry(spec="csmith:2", seed=9))
     assert {r.hash for r in other.rows} != {r.hash for r in first.rows}
+    assert not (tmp_path / "platform.info").exists()  # csmith's side file stays in the cache
 
 
 # --------------------------------------------------------------------------- store
