@@ -339,7 +339,8 @@ def find_csmith() -> tuple[str, str]:
 
 def csmith_version(exe: str) -> str:
     """``csmith 2.3.0`` -> ``2.3.0``."""
-    out = run_command([exe, "--version"], timeout=30).text.split()
+    with tempfile.TemporaryDirectory() as scratch:  # csmith drops platform.info in its cwd
+        out = run_command([exe, "--version"], timeout=30, cwd=scratch).text.split()
     return out[1] if len(out) > 1 else "unknown"
 
 
