@@ -20,6 +20,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -64,7 +65,12 @@ def _worker_main(
     except PasslmError as exc:
         conn.send(("failed", str(exc)))
         return
-    conn.send(("ready", os.getpid()))
+    # LLVM prints remarks and, before an abort, its error to stderr: keep that out of the
+    # user's terminal, in a per-worker file the parent reads when the worker dies.
+    fd, log = tempfile.mkstemp(prefix="passlm-worker-", suffix=".log")
+    os.dup2(fd, 2)
+    os.close(fd)
+    conn.send(("ready", log))
     while True:
         try:
             msg = conn.recv()
@@ -73,6 +79,8 @@ def _worker_main(
         if msg is None:
             return
         ir, items = msg
+        os.ftruncate(2, 0)  # only the current chunk's messages matter
+        os.lseek(2, 0, os.SEEK_SET)
         done: list[tuple[int, Result]] = []
         flushed = time.monotonic()
         for index, passes, want_ir in items:
@@ -107,11 +115,31 @@ def _main_module_hidden() -> Iterator[None]:
             setattr(main, k, v)
 
 
+def _last_error(log: str) -> str:
+    """': LLVM ERROR: ...' from a dead worker's stderr file, or ''."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, os.path.getsize(log) - 8192))
+            tail = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    for line in tail.splitlines():
+        if "LLVM ERROR" in line or "Assertion" in line:
+            return ": " + line.strip()[:300]
+    return ""
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
 @dataclass
 class _Worker:
     process: mp.process.BaseProcess
     conn: Connection
     progress: object  # shared int: index of the task the worker is running
+    log: str  # the worker's stderr file
     ir: str = ""
     pending: dict[int, Item] = field(default_factory=dict)  # sent, no result yet
     seen: int = -1  # progress value at the last check
@@ -181,7 +209,7 @@ class WorkerPool(Compiler):
         if status != "ready":
             proc.join()
             raise ToolNotFound(str(detail))
-        return _Worker(proc, parent, progress)
+        return _Worker(proc, parent, progress, detail)
 
     def start(self) -> None:
         """Start the worker processes (done lazily by the first batch)."""
@@ -206,8 +234,10 @@ class WorkerPool(Compiler):
         worker.process.kill()
         worker.process.join()
         worker.conn.close()
+        _remove(worker.log)
         fresh = self._spawn()
         worker.process, worker.conn, worker.progress = fresh.process, fresh.conn, fresh.progress
+        worker.log = fresh.log
         worker.pending, worker.seen, worker.deadline = {}, -1, math.inf
         self.restarts += 1
 
@@ -223,6 +253,7 @@ class WorkerPool(Compiler):
                 w.process.kill()
                 w.process.join()
             w.conn.close()
+            _remove(w.log)
         self._workers = []
 
     def __del__(self) -> None:
@@ -306,7 +337,8 @@ class WorkerPool(Compiler):
                         self._receive(w, results)  # results sent just before it died
                         w.process.join()
                         status = describe_status(w.process.exitcode or 0)
-                        self._fail(w, CRASH, f"compile worker {status}", results, queue)
+                        message = f"compile worker {status}" + _last_error(w.log)
+                        self._fail(w, CRASH, message, results, queue)
                         continue
                     self._check_progress(w, now)
                     if w.busy and now >= w.deadline:
