@@ -1,10 +1,12 @@
 """Autotuner: improvement over -Oz as the trial budget grows, and compiles per second.
 
 On a fixed sample of corpus functions (default: 200 from the training split, seeded), runs the
-autotuner at increasing random-search budgets (each with minimization and broadcast) and
-prints, side by side, the overall improvement over -Oz, the share of functions improved, the
-compiles spent and compiles/second on this machine. Budgets share one result store, so a
-larger budget reuses the compiles of the smaller ones; compiles/second counts only new ones.
+autotuner at increasing search budgets (each with minimization and broadcast), once as plain
+random search and once mixing in mutations of the best lists found so far (the default), and
+prints side by side the overall improvement over -Oz, the share of functions improved, the
+compiles spent and compiles/second on this machine. Each strategy has its own result store,
+shared across its budgets: a larger budget reuses the compiles of the smaller ones, and
+compiles/second counts only new compiles.
 
     .venv/bin/python benchmarks/autotune.py [--corpus data/corpus.parquet] [--budgets 100,1000]
 """
@@ -38,7 +40,6 @@ def main() -> None:
     parser.add_argument("--budgets", default="100,300,1000")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--store", default=":memory:", help="result store (default: in memory)")
     args = parser.parse_args()
 
     corpus, _ = read_corpus(args.corpus)
@@ -57,8 +58,9 @@ def main() -> None:
     )
     table = Table(title="autotuner budget vs improvement over -Oz")
     for col in (
+        "search",
         "trials/function",
-        "compiles",
+        "compiles/function",
         "new compiles",
         "seconds",
         "compiles/s",
@@ -66,28 +68,30 @@ def main() -> None:
         "overall improvement",
     ):
         table.add_column(col, justify="right")
+    strategies = {"random": 0.0, "random+mutation": TuneConfig().mutate_fraction}
     with WorkerPool(tc, workers=args.workers) as pool:
-        store = TrialStore(args.store, tc.version)
-        for budget in (int(b) for b in args.budgets.split(",")):
-            evaluator = Evaluator(pool, store)
-            start = time.perf_counter()
-            searches = Autotuner(evaluator, TuneConfig(trials=budget, seed=args.seed)).run(
-                functions
-            )
-            seconds = time.perf_counter() - start
-            oz = sum(s.oz_count for s in searches)
-            best = sum(s.best_count for s in searches)
-            improved = sum(s.best_count < s.oz_count for s in searches)
-            table.add_row(
-                str(budget),
-                f"{sum(len(s.tried) for s in searches):,}",
-                f"{evaluator.compiled:,}",
-                f"{seconds:.0f}",
-                f"{evaluator.compiled / seconds:,.0f}",
-                f"{improved} ({100 * improved / len(searches):.1f}%)",
-                f"{100 * (oz - best) / oz:.2f}%",
-            )
-            console.print(f"budget {budget}: done in {seconds:.0f}s")
+        for name, fraction in strategies.items():
+            store = TrialStore(":memory:", tc.version)
+            for budget in (int(b) for b in args.budgets.split(",")):
+                evaluator = Evaluator(pool, store)
+                config = TuneConfig(trials=budget, seed=args.seed, mutate_fraction=fraction)
+                start = time.perf_counter()
+                searches = Autotuner(evaluator, config).run(functions)
+                seconds = time.perf_counter() - start
+                oz = sum(s.oz_count for s in searches)
+                best = sum(s.best_count for s in searches)
+                improved = sum(s.best_count < s.oz_count for s in searches)
+                table.add_row(
+                    name,
+                    str(budget),
+                    f"{sum(len(s.tried) for s in searches) / len(searches):,.0f}",
+                    f"{evaluator.compiled:,}",
+                    f"{seconds:.0f}",
+                    f"{evaluator.compiled / seconds:,.0f}",
+                    f"{improved} ({100 * improved / len(searches):.1f}%)",
+                    f"{100 * (oz - best) / oz:.2f}%",
+                )
+                console.print(f"{name} {budget}: done in {seconds:.0f}s")
     console.print(table)
 
 
