@@ -436,6 +436,82 @@ def _autotune_report(path: Path, plots: Path | None) -> None:
             console.print(f"wrote {p}")
 
 
+dataset_app = typer.Typer(no_args_is_help=True, help="Render tuned functions as training data.")
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("make")
+def dataset_make_cmd(
+    tuned: Annotated[Path, typer.Argument(help="Tuned Parquet file (from autotune).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Data set file (.parquet).")],
+    aux: Annotated[
+        bool, typer.Option("--aux/--no-aux", help="Answers carry the optimized IR.")
+    ] = True,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Drop longer examples (needs --tokenizer).")
+    ] = None,
+    tokenizer: Annotated[
+        Path | None, typer.Option("--tokenizer", help="tokenizer.json to count tokens with.")
+    ] = None,
+    max_chars: Annotated[
+        int | None, typer.Option("--max-chars", help="Drop examples with more characters.")
+    ] = None,
+) -> None:
+    """Render (prompt, answer) examples; drop, never truncate, those over the limits."""
+    from passlm.data.dataset import dataset_meta, make_dataset, write_dataset
+    from passlm.search.tuned import read_tuned
+
+    tok = None
+    if tokenizer is not None:
+        from passlm.model.tokenizer import load_tokenizer
+
+        tok = load_tokenizer(tokenizer)
+    rows, tuned_meta = read_tuned(tuned)
+    examples, report = make_dataset(
+        rows, aux=aux, max_tokens=max_tokens, tokenizer=tok, max_chars=max_chars
+    )
+    meta = dataset_meta(
+        tuned_meta, report, tuned_path=str(tuned), command=" ".join(["passlm", *sys.argv[1:]])
+    )
+    write_dataset(output, examples, meta)
+    table = Table("split", "functions", "kept", "dropped (chars)", "dropped (tokens)")
+    for s in report.splits:
+        table.add_row(
+            s.split, str(s.functions), str(s.kept), str(s.dropped_chars), str(s.dropped_tokens)
+        )
+    console.print(table)
+    err_console.print(f"wrote {output}: {len(examples)} examples")
+
+
+tokenizer_app = typer.Typer(no_args_is_help=True, help="Train and measure the IR tokenizer.")
+app.add_typer(tokenizer_app, name="tokenizer")
+
+
+@tokenizer_app.command("train")
+def tokenizer_train_cmd(
+    data: Annotated[Path, typer.Argument(help="Corpus or tuned Parquet file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="tokenizer.json to write.")],
+    vocab_size: Annotated[int, typer.Option("--vocab-size", help="Total tokens.")] = 8192,
+    split: Annotated[str, typer.Option("--split", help="Split to train on.")] = "train",
+    pre_tokenizer: Annotated[
+        str, typer.Option("--pre-tokenizer", help="lines, operands or gpt2 (plain ByteLevel).")
+    ] = "lines",
+) -> None:
+    """Train the byte-level BPE on one split's IR; print characters/token on the val split."""
+    from passlm.data.dataset import ir_by_split
+    from passlm.model.tokenizer import chars_per_token, save_tokenizer, train_tokenizer
+
+    texts = ir_by_split(data)
+    if not texts.get(split):
+        raise InputError(f"{data}: no functions in split {split!r}")
+    tok = train_tokenizer(texts[split], vocab_size, pre_tokenizer=pre_tokenizer)
+    save_tokenizer(tok, output)
+    err_console.print(f"wrote {output}: {tok.get_vocab_size()} tokens")
+    if texts.get("val"):
+        cpt = chars_per_token(tok, texts["val"])
+        console.print(f"val: {cpt:.2f} characters/token over {len(texts['val'])} IR texts")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
     try:

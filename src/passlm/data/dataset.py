@@ -1,0 +1,222 @@
+"""The training data set: one (prompt, answer) example per tuned function, as Parquet.
+
+Examples that do not fit a length limit are dropped, never truncated: a truncated answer would
+teach the model to stop in the middle of the IR. The report says how many were dropped per split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from passlm.corpus.splits import SPLITS
+from passlm.data.format import render_answer, render_prompt
+from passlm.errors import InputError, PasslmError
+from passlm.llvm.passes import parse_pass_list
+from passlm.search.tuned import TunedFunction
+from passlm.tables import read_rows, write_rows
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+KIND = "dataset"
+SCHEMA = pa.schema(
+    [
+        ("hash", pa.string()),
+        ("split", pa.string()),
+        ("source", pa.string()),
+        ("function", pa.string()),
+        ("prompt", pa.string()),
+        ("answer", pa.string()),
+        ("o0_count", pa.int32()),
+        ("oz_count", pa.int32()),
+        ("best_count", pa.int32()),
+        ("best_passes", pa.string()),
+        ("tokens", pa.int32()),  # prompt + answer + <s> + </s>; 0 without a tokenizer
+    ]
+)
+# Tuned-file metadata carried into the data set (the rest, e.g. compute, stays with it).
+_TUNED_KEYS = ("llvm_version", "passlm_version", "corpus", "config", "command", "splits", "limit")
+_CORPUS_KEYS = ("ir_recipe", "seed", "holdout", "limits")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training example: a tuned function rendered as prompt and answer."""
+
+    hash: str
+    split: str
+    source: str
+    function: str
+    prompt: str
+    answer: str
+    o0_count: int
+    oz_count: int
+    best_count: int
+    best_passes: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """Examples of one split: made, and dropped as too long (characters, then tokens)."""
+
+    split: str
+    functions: int
+    kept: int
+    dropped_chars: int
+    dropped_tokens: int
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_chars + self.dropped_tokens
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    """What :func:`make_dataset` did, recorded in the data set's metadata."""
+
+    aux: bool
+    max_tokens: int | None
+    max_chars: int | None
+    tokenizer: str | None  # tokenizer hash
+    splits: tuple[SplitReport, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "splits": [asdict(s) for s in self.splits]}
+
+
+def _split_order(split: str) -> int:
+    return SPLITS.index(split) if split in SPLITS else len(SPLITS)
+
+
+def _render(row: TunedFunction, aux: bool) -> tuple[str, str]:
+    try:
+        passes = parse_pass_list(row.best_passes)
+    except PasslmError as exc:
+        raise InputError(f"{row.function} ({row.hash}): bad best_passes: {exc}") from None
+    if aux and not row.optimized_ir:
+        raise InputError(f"{row.function} ({row.hash}): no optimized IR for the aux answer")
+    ir = row.optimized_ir if aux else None
+    return render_prompt(row.ir), render_answer(passes, row.o0_count, row.best_count, ir)
+
+
+def make_dataset(
+    tuned_rows: Sequence[TunedFunction],
+    *,
+    aux: bool = True,
+    max_tokens: int | None = None,
+    tokenizer: Tokenizer | None = None,
+    max_chars: int | None = None,
+) -> tuple[list[Example], DatasetReport]:
+    """Render one example per tuned function, dropping those longer than the limits.
+
+    ``aux``: answers carry the optimized IR (False: pass list and counts only). ``max_chars``
+    limits len(prompt + answer); ``max_tokens`` limits the tokens of prompt + answer + ``<s>``
+    and ``</s>``, counted with ``tokenizer`` (required then). Examples come in corpus order:
+    split (train, val, test, heldout), source, file, function.
+    """
+    for name, limit in (("max_tokens", max_tokens), ("max_chars", max_chars)):
+        if limit is not None and limit <= 0:
+            raise InputError(f"{name} must be positive, got {limit}")
+    if max_tokens is not None and tokenizer is None:
+        raise InputError("max_tokens needs a tokenizer to count tokens with")
+    rows = sorted(
+        tuned_rows, key=lambda r: (_split_order(r.split), r.split, r.source, r.file, r.function)
+    )
+    rendered = [_render(r, aux) for r in rows]
+    tokens = [0] * len(rows)
+    token_hash = None
+    if tokenizer is not None:
+        from passlm.model.tokenizer import SPECIAL_PER_SEQUENCE, count_tokens, tokenizer_hash
+
+        token_hash = tokenizer_hash(tokenizer)
+        prompts = count_tokens(tokenizer, [p for p, _ in rendered])
+        answers = count_tokens(tokenizer, [a for _, a in rendered])
+        tokens = [p + a + SPECIAL_PER_SEQUENCE for p, a in zip(prompts, answers, strict=True)]
+    counts: dict[str, list[int]] = {}  # split -> [functions, kept, dropped_chars, dropped_tokens]
+    examples = []
+    for row, (prompt, answer), n in zip(rows, rendered, tokens, strict=True):
+        c = counts.setdefault(row.split, [0, 0, 0, 0])
+        c[0] += 1
+        if max_chars is not None and len(prompt) + len(answer) > max_chars:
+            c[2] += 1
+        elif max_tokens is not None and n > max_tokens:
+            c[3] += 1
+        else:
+            c[1] += 1
+            examples.append(
+                Example(
+                    hash=row.hash,
+                    split=row.split,
+                    source=row.source,
+                    function=row.function,
+                    prompt=prompt,
+                    answer=answer,
+                    o0_count=row.o0_count,
+                    oz_count=row.oz_count,
+                    best_count=row.best_count,
+                    best_passes=row.best_passes,
+                    tokens=n,
+                )
+            )
+    report = DatasetReport(
+        aux=aux,
+        max_tokens=max_tokens,
+        max_chars=max_chars,
+        tokenizer=token_hash,
+        splits=tuple(SplitReport(split, *c) for split, c in counts.items()),
+    )
+    return examples, report
+
+
+def dataset_meta(
+    tuned_meta: dict[str, Any], report: DatasetReport, *, tuned_path: str, command: str
+) -> dict[str, Any]:
+    """Metadata of a data set: where its tuned file came from, and how it was rendered."""
+    corpus_meta = tuned_meta.get("corpus_meta") or {}
+    return {
+        "llvm_version": tuned_meta.get("llvm_version"),
+        "tuned": tuned_path,
+        "tuned_meta": {k: tuned_meta.get(k) for k in _TUNED_KEYS},
+        "corpus_meta": {k: corpus_meta.get(k) for k in _CORPUS_KEYS},
+        "command": command,
+        **report.to_dict(),
+    }
+
+
+def ir_by_split(path: str | Path) -> dict[str, list[str]]:
+    """The IR texts of a corpus or tuned file by split (tuned: unoptimized, then optimized IR)."""
+    from passlm.corpus.store import read_corpus
+    from passlm.search.tuned import read_tuned
+    from passlm.tables import read_meta
+
+    try:
+        read_meta(path, "corpus")
+    except InputError:
+        rows, _ = read_tuned(path)  # the error names the kind it found
+        texts: dict[str, list[str]] = {}
+        for r in rows:
+            texts.setdefault(r.split, []).append(r.ir)
+            if r.optimized_ir:
+                texts[r.split].append(r.optimized_ir)
+        return texts
+    corpus, _ = read_corpus(path)
+    texts = {}
+    for c in corpus:
+        texts.setdefault(c.split, []).append(c.ir)
+    return texts
+
+
+def write_dataset(path: str | Path, examples: Sequence[Example], meta: dict[str, Any]) -> None:
+    """Write examples (in the given order) and metadata as Parquet, atomically."""
+    write_rows(path, examples, SCHEMA, KIND, meta)
+
+
+def read_dataset(path: str | Path) -> tuple[list[Example], dict[str, Any]]:
+    """All examples and the metadata of a data set file."""
+    return read_rows(path, KIND, Example)

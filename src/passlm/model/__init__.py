@@ -1,0 +1,1 @@
+"""Tokenizer, model presets, training loop, generation, export and load."""

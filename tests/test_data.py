@@ -1,0 +1,263 @@
+"""Prompt/answer format, its parser on arbitrary model output, and the data set file."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from passlm.data import format as fmt
+from passlm.data.dataset import (
+    Example,
+    dataset_meta,
+    ir_by_split,
+    make_dataset,
+    read_dataset,
+    write_dataset,
+)
+from passlm.errors import InputError
+from passlm.llvm.passes import ALL_ACTIONS, O_LEVELS, parse_pass_list
+from passlm.search.tuned import TunedFunction, write_tuned
+
+IR = "define i32 @f(i32 %0) {\n%2 = add i32 %0, 1\nret i32 %2\n}\n"
+OPT = "define i32 @f(i32 %0) {\nret i32 %0\n}\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer():
+    from passlm.model.tokenizer import train_tokenizer
+
+    return train_tokenizer([IR, OPT] * 20, vocab_size=1024)
+
+
+def test_answer_has_the_design_format():
+    text = fmt.render_answer("-reg2mem -instcombine -Os", 39, 14, "...optimized IR...\n")
+    assert text == (
+        "Run passes `-reg2mem -instcombine -Os` to reduce instruction count from 39 to 14:\n"
+        "<code>\n...optimized IR...\n</code>"
+    )
+    no_aux = fmt.render_answer("-reg2mem -instcombine -Os", 39, 14)
+    assert (
+        no_aux
+        == "Run passes `-reg2mem -instcombine -Os` to reduce instruction count from 39 to 14."
+    )
+
+
+def test_prompt_holds_the_ir():
+    prompt = fmt.render_prompt(IR)
+    assert prompt.startswith(fmt.INSTRUCTION + "\n<code>\n")
+    assert prompt.endswith("\n</code>\n")
+    assert fmt.parse_prompt(prompt) == IR
+
+
+def test_parse_answer_reads_all_parts():
+    parsed = fmt.parse_answer(fmt.render_answer("mem2reg,instcombine,Oz", 3, 2, OPT))
+    assert parsed == fmt.ParsedAnswer(parse_pass_list("-mem2reg -instcombine -Oz"), None, 3, 2, OPT)
+    assert parsed.valid
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", "no pass list"),
+        ("Run passes `-mem2reg -instco", "unterminated"),
+        ("Run passes `-mem2reg -notapass` to reduce", "notapass"),
+        ("Run passes `-Oz -Oz` to reduce instruction count from 3 to 2.", "more than once"),
+        ("Run passes `` to", "empty pass list"),
+        ("Run passes `-print<domtree>`", "not in the action space"),
+    ],
+)
+def test_parse_answer_reports_bad_pass_lists(text, error):
+    parsed = fmt.parse_answer(text)
+    assert parsed.passes is None
+    assert error in (parsed.pass_error or "")
+
+
+def test_parse_answer_of_truncated_ir():
+    text = fmt.render_answer("-Oz", 3, 2, OPT)
+    parsed = fmt.parse_answer(text[: len(text) - 3])
+    assert parsed.passes == parse_pass_list("-Oz")
+    assert (parsed.before, parsed.after, parsed.ir) == (3, 2, None)
+    huge = fmt.parse_answer("Run passes `-Oz` to reduce instruction count from " + "9" * 5000)
+    assert (huge.passes, huge.before) == (parse_pass_list("-Oz"), None)
+
+
+pass_lists = st.lists(st.sampled_from(ALL_ACTIONS), min_size=1, max_size=12).filter(
+    lambda names: all(names.count(o) <= 1 for o in O_LEVELS)
+)
+ir_texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=200).map(
+    lambda s: s.replace("</code>", "").rstrip("\n") + "\n"
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_parse_answer_never_raises(text):
+    parsed = fmt.parse_answer(text)
+    assert (parsed.passes is None) == (parsed.pass_error is not None)
+    fmt.parse_second_answer(text)
+    fmt.parse_prompt(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="Run passes`-Oz0123456789 tofrmcd<>/\n:.instcombine", max_size=200))
+def test_parse_answer_never_raises_on_near_misses(text):
+    fmt.parse_answer("Run passes `" + text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pass_lists,
+    st.integers(0, 10**6),
+    st.integers(0, 10**6),
+    st.one_of(st.none(), ir_texts),
+)
+def test_render_parse_round_trip(names, before, after, ir):
+    passes = parse_pass_list(names)
+    parsed = fmt.parse_answer(fmt.render_answer(passes, before, after, ir))
+    assert parsed == fmt.ParsedAnswer(passes, None, before, after, ir)
+    sure, again = fmt.parse_second_answer(fmt.render_second_answer(fmt.render_answer(passes, 1, 1)))
+    assert sure is False
+    assert again.passes == passes
+
+
+def test_feedback_text():
+    first = fmt.parse_answer(fmt.render_answer("-instcombine -Oz", 15, 4, OPT))
+    text = fmt.render_feedback(first, source_count=15, target_count=5, bleu=0.923)
+    assert text == (
+        "Compiler feedback:\n"
+        "Passes valid: True\n"
+        "Source instruction count: 15 [True], correct 15\n"
+        "Target instruction count: 4 [False], correct 5\n"
+        "Target IR BLEU score: 0.92\n"
+    )
+    fast = fmt.render_feedback(first, source_count=15, target_count=5, kind=fmt.FAST, bleu=0.9)
+    assert "BLEU" not in fast
+    bad = fmt.parse_answer("Run passes `-nope` to reduce instruction count from 15 to 4:")
+    text = fmt.render_feedback(bad, source_count=15, target_count=None, kind=fmt.LONG)
+    assert "Passes valid: False\n" in text
+    assert "errors: unknown pass 'nope'" in text
+    assert "Target" not in text
+    long = fmt.render_feedback(
+        first, source_count=15, target_count=4, kind=fmt.LONG, compiled_ir=OPT
+    )
+    assert long.endswith(f"<code>\n{OPT}</code>\n")
+    assert fmt.render_second_answer(None) == fmt.SURE
+    assert fmt.parse_second_answer("I am sure!")[0] is True
+    assert fmt.parse_second_answer("Let me try again.\nRun passes `-Oz`")[1].passes is not None
+
+
+def _tuned(name: str, split: str, ir_lines: int = 1, passes: str = "-instcombine -Oz"):
+    ir = IR.replace("@f", f"@{name}") + "; pad\n" * (ir_lines - 1)
+    return TunedFunction(
+        hash=f"h{name}",
+        function=name,
+        source="dir:x",
+        file=f"{name}.c",
+        split=split,
+        ir=ir,
+        o0_count=2,
+        oz_count=1,
+        best_passes=passes,
+        best_count=1,
+        optimized_ir=OPT,
+        trials=10,
+        errors=0,
+        error_kinds="",
+    )
+
+
+ROWS = [
+    _tuned("c", "val"),
+    _tuned("b", "train", ir_lines=200),
+    _tuned("a", "train"),
+    _tuned("d", "heldout"),
+    _tuned("e", "test", passes="-O2"),
+]
+
+
+def test_make_dataset_order_and_answers():
+    examples, report = make_dataset(ROWS)
+    assert [e.function for e in examples] == ["a", "b", "c", "e", "d"]
+    assert examples[0].answer == fmt.render_answer("-instcombine -Oz", 2, 1, OPT)
+    assert examples[0].prompt == fmt.render_prompt(ROWS[2].ir)
+    assert all(e.tokens == 0 for e in examples)
+    assert sum(s.kept for s in report.splits) == 5
+    no_aux, _ = make_dataset(ROWS, aux=False)
+    assert "<code>" not in no_aux[0].answer
+    assert fmt.parse_answer(no_aux[0].answer).before == 2
+
+
+def test_make_dataset_drops_long_examples():
+    examples, report = make_dataset(ROWS, max_chars=1000)
+    assert "b" not in {e.function for e in examples}
+    by_split = {s.split: s for s in report.splits}
+    assert (by_split["train"].functions, by_split["train"].kept) == (2, 1)
+    assert by_split["train"].dropped == by_split["train"].dropped_chars == 1
+    assert all(len(e.prompt) + len(e.answer) <= 1000 for e in examples)
+    with pytest.raises(InputError, match="tokenizer"):
+        make_dataset(ROWS, max_tokens=100)
+    with pytest.raises(InputError, match="best_passes"):
+        make_dataset([_tuned("z", "train", passes="-bogus")])
+
+
+def test_make_dataset_counts_tokens(tiny_tokenizer):
+    examples, report = make_dataset(ROWS, tokenizer=tiny_tokenizer)
+    long = next(e for e in examples if e.function == "b")
+    short = next(e for e in examples if e.function == "a")
+    assert long.tokens > short.tokens > 2
+    kept, report = make_dataset(ROWS, tokenizer=tiny_tokenizer, max_tokens=short.tokens)
+    assert kept == [e for e in examples if e.tokens <= short.tokens]
+    assert sum(s.dropped_tokens for s in report.splits) == len(examples) - len(kept) >= 1
+    assert report.tokenizer is not None
+
+
+def test_dataset_file_round_trip(tmp_path, tiny_tokenizer):
+    examples, report = make_dataset(ROWS, tokenizer=tiny_tokenizer)
+    meta = dataset_meta({"llvm_version": "19.1.7"}, report, tuned_path="t.parquet", command="x")
+    path = tmp_path / "d.parquet"
+    write_dataset(path, examples, meta)
+    back, back_meta = read_dataset(path)
+    assert back == examples
+    assert isinstance(back[0], Example)
+    assert back_meta["kind"] == "dataset"
+    assert back_meta["llvm_version"] == "19.1.7"
+    assert back_meta["aux"] is True
+    assert back_meta["splits"][0]["split"] == "train"
+    with pytest.raises(InputError, match="expected a passlm dataset"):
+        write_tuned(tmp_path / "t.parquet", ROWS, {})
+        read_dataset(tmp_path / "t.parquet")
+
+
+def test_ir_by_split_reads_tuned_files(tmp_path):
+    write_tuned(tmp_path / "t.parquet", ROWS, {})
+    texts = ir_by_split(tmp_path / "t.parquet")
+    assert texts["train"] == [ROWS[1].ir, OPT, ROWS[2].ir, OPT]
+    with pytest.raises(InputError):
+        ir_by_split(tmp_path / "missing.parquet")
+
+
+def test_cli_tokenizer_train_and_dataset_make(tmp_path):
+    import subprocess
+    import sys
+
+    def passlm(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "passlm.cli", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+    tuned, tok, out = tmp_path / "t.parquet", tmp_path / "tok.json", tmp_path / "d.parquet"
+    write_tuned(tuned, ROWS, {"llvm_version": "19.1.7"})
+    res = passlm("tokenizer", "train", str(tuned), "-o", str(tok), "--vocab-size", "1024")
+    assert res.returncode == 0, res.stderr
+    assert "characters/token" in res.stdout
+    res = passlm("dataset", "make", str(tuned), "-o", str(out), "--tokenizer", str(tok),
+                 "--max-tokens", "100000", "--max-chars", "1000", "--no-aux")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    examples, meta = read_dataset(out)
+    assert len(examples) == 4  # "b" is over 1000 characters
+    assert meta["aux"] is False
+    assert meta["max_chars"] == 1000
+    assert all(e.tokens > 0 for e in examples)
+    res = passlm("dataset", "make", str(tuned), "-o", str(out), "--max-tokens", "10")
+    assert res.returncode == 2
+    assert "tokenizer" in res.stderr
