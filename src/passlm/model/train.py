@@ -1,0 +1,280 @@
+"""The training loop: a fresh ``LlamaForCausalLM``, AdamW, warm-up + cosine, checkpoints.
+
+One loop for CPU (fp32) and CUDA (bf16 autocast). The data of step ``s`` is a function of ``s``
+and the seed (:mod:`passlm.model.packing`), and checkpoints hold the weights, AdamW moments,
+schedule and RNG, so a run stopped at any checkpoint and resumed produces the same losses as
+one that never stopped. ``train_log.jsonl`` gets one line per step (loss, learning rate,
+tokens/s) and per evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from passlm.corpus.splits import TRAIN
+from passlm.data.dataset import Example, read_dataset
+from passlm.errors import InputError
+from passlm.files import atomic_write
+from passlm.model.checkpoint import load_checkpoint, read_meta, save_checkpoint, save_model
+from passlm.model.config import ModelPreset, llama_config
+from passlm.model.packing import IGNORE, PackedStream, encode_example
+from passlm.model.tokenizer import tokenizer_hash
+
+CHECKPOINT_DIR = "checkpoint"
+MODEL_DIR = "model"
+LOG_FILE = "train_log.jsonl"
+# Settings a resumed run may change: where it runs and how often it saves and evaluates.
+_MAY_CHANGE = frozenset({"device", "checkpoint_every", "eval_every"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; the model's shape is the preset's."""
+
+    steps: int = 1000  # optimizer steps; the schedule ends here
+    batch_size: int = 4  # blocks per step
+    block_size: int = 1024  # tokens per block (packed examples)
+    lr: float = 1e-3  # peak learning rate, reached after warm-up
+    warmup_steps: int = 100  # linear warm-up from 0
+    min_lr_ratio: float = 0.1  # cosine decays to lr * this (Llama: 1/10 of peak)
+    weight_decay: float = 0.1  # on matrices only, not norms or embeddings
+    beta1: float = 0.9  # AdamW first moment
+    beta2: float = 0.95  # AdamW second moment (Llama; steadier than 0.999 at small batches)
+    grad_clip: float = 1.0  # global gradient-norm clip; 0 turns it off
+    eval_every: int = 0  # call eval_fn every this many steps (0: only at the end)
+    checkpoint_every: int = 100  # save a resumable checkpoint every this many steps
+    seed: int = 0  # initialization, data order
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.block_size < 2:
+            raise ValueError("steps, batch_size must be positive and block_size at least 2")
+        if not 0 <= self.warmup_steps <= self.steps:
+            raise ValueError("warmup_steps must be between 0 and steps")
+        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1 or self.weight_decay < 0:
+            raise ValueError("lr must be positive, min_lr_ratio in [0, 1], weight_decay >= 0")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1) or self.grad_clip < 0:
+            raise ValueError("betas must be in [0, 1) and grad_clip non-negative")
+        if self.eval_every < 0 or self.checkpoint_every < 1:
+            raise ValueError("eval_every must be >= 0 and checkpoint_every positive")
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of ``lr`` at optimizer step ``step`` (0-based)."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        span = max(1, self.steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a call to :func:`train` did."""
+
+    step: int  # optimizer steps done in total (resumed ones included)
+    losses: tuple[float, ...]  # training loss of each step this call ran
+    model_dir: Path | None  # the final model, once ``steps`` are done
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def data_hash(examples: Sequence[Example] | Sequence[tuple[str, str]]) -> str:
+    """SHA-256 (16 hex digits) of the prompts and answers, in order."""
+    h = hashlib.sha256()
+    for e in examples:
+        prompt, answer = (e.prompt, e.answer) if isinstance(e, Example) else e
+        for part in (prompt, answer):
+            h.update(len(part).to_bytes(8, "little"))
+            h.update(part.encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def _load_examples(data) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """(prompt, answer) pairs of the train split, and the data set's metadata."""
+    if isinstance(data, str | Path):
+        examples, meta = read_dataset(data)
+        pairs = [(e.prompt, e.answer) for e in examples if e.split == TRAIN]
+        return pairs, meta
+    return [(e.prompt, e.answer) if isinstance(e, Example) else tuple(e) for e in data], {}
+
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    # Decay matrices only: norms are scales, and weight decay on them fights the normalization.
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
+
+
+def _read_log(path: Path, upto: int) -> list[str]:
+    """Log lines of steps up to ``upto`` (later ones belong to a run that was cut off)."""
+    if not path.is_file():
+        return []
+    return [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= upto
+    ]
+
+
+def _check_same_run(path: Path, info: dict[str, Any]) -> None:
+    """A checkpoint only continues the run that made it: same preset, config, data, tokenizer."""
+    saved = read_meta(path)
+    for key in ("preset", "data_hash", "tokenizer"):
+        if key in saved and saved[key] != info[key]:
+            raise InputError(
+                f"{path}: checkpoint has another {key.replace('_', ' ')}; "
+                "train into a new directory or without resuming"
+            )
+    before = saved.get("train_config", {})
+    changed = sorted(
+        k
+        for k, v in info["train_config"].items()
+        if k in before and before[k] != v and k not in _MAY_CHANGE
+    )
+    if changed:
+        raise InputError(f"{path}: checkpoint was trained with other {', '.join(changed)}")
+
+
+def train(
+    data: str | Path | Sequence[Example] | Sequence[tuple[str, str]],
+    tokenizer,
+    preset: ModelPreset,
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = True,
+    eval_fn: Callable[[torch.nn.Module, int], dict[str, Any] | None] | None = None,
+    stop_after: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``preset`` on ``data`` (a data set file's train split, or examples) into ``out_dir``.
+
+    ``out_dir/checkpoint`` is saved every ``checkpoint_every`` steps and continued from when
+    ``resume``; ``out_dir/model`` is written once ``config.steps`` are done. ``stop_after``:
+    end this call after that many steps in total (the schedule still runs to ``config.steps``),
+    for runs split into time slices. ``eval_fn(model, step)`` runs every ``eval_every`` steps
+    and at the end, in eval mode; a dict it returns is logged. ``meta`` is added to the model's
+    ``passlm.json`` (the command, LLVM version...).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs, data_meta = _load_examples(data)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+
+    model_config = llama_config(preset, tokenizer.get_vocab_size())
+    from transformers import LlamaForCausalLM
+
+    model = LlamaForCausalLM(model_config).to(device)
+    model.train()
+    optimizer = _optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
+    stream = PackedStream(
+        [encode_example(tokenizer, p, a) for p, a in pairs], config.block_size, config.seed
+    )
+    info = {
+        "preset": asdict(preset),
+        "train_config": asdict(config),
+        "data_hash": data_hash(pairs),
+        "examples": len(pairs),
+        "tokenizer": tokenizer_hash(tokenizer),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        **{k: data_meta[k] for k in ("llvm_version", "passlm_version") if k in data_meta},
+        **(meta or {}),
+    }
+
+    step = 0
+    if resume:
+        _check_same_run(out / CHECKPOINT_DIR, info)
+        step = load_checkpoint(out / CHECKPOINT_DIR, model, optimizer, scheduler) or 0
+    log_path = out / LOG_FILE
+    atomic_write(log_path, "".join(f"{line}\n" for line in _read_log(log_path, step)))
+    end = config.steps if stop_after is None else min(config.steps, stop_after)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def evaluate(at: int, log) -> None:
+        if eval_fn is None:
+            return
+        model.eval()
+        with torch.no_grad():
+            result = eval_fn(model, at)
+        model.train()
+        if result:
+            log.write(json.dumps({"step": at, "eval": result}) + "\n")
+
+    losses: list[float] = []
+    with log_path.open("a", encoding="utf-8") as log:
+        while step < end:
+            start = time.perf_counter()
+            ids, labels = stream.batch(step, config.batch_size)  # [batch, block + 1]
+            x = torch.from_numpy(ids[:, :-1]).to(device)  # inputs [batch, block]
+            y = torch.from_numpy(labels[:, 1:]).to(device)  # next-token targets [batch, block]
+            with autocast:
+                logits = model(input_ids=x).logits  # [batch, block, vocab]
+            # Mean over answer tokens in the batch; a batch of prompts only has zero loss.
+            total = F.cross_entropy(
+                logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE, reduction="sum"
+            )
+            targets = int((y != IGNORE).sum())
+            loss = total / max(1, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            value = loss.item()
+            losses.append(value)
+            seconds = time.perf_counter() - start
+            record = {
+                "step": step,
+                "loss": value,
+                "lr": lr,
+                "tokens": int(x.numel()),
+                "answer_tokens": targets,
+                "tokens_per_s": x.numel() / seconds,
+            }
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training loss is {value} at step {step}")
+            if step % config.checkpoint_every == 0 or step == end:
+                save_checkpoint(
+                    out / CHECKPOINT_DIR,
+                    model,
+                    tokenizer,
+                    optimizer,
+                    scheduler,
+                    step,
+                    {**info, "steps": step},
+                )
+            if (config.eval_every and step % config.eval_every == 0) or step == config.steps:
+                evaluate(step, log)
+
+    model_dir = None
+    if step >= config.steps:
+        model_dir = out / MODEL_DIR
+        save_model(model, tokenizer, model_dir, {**info, "steps": step})
+    model.eval()
+    return TrainResult(step, tuple(losses), model_dir)
