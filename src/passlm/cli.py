@@ -154,18 +154,35 @@ def run_cmd(
 def optimize_cmd(
     source: InputPath,
     output: OutputPath = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="Model directory (default: the model shipped with passlm)."),
+    ] = None,
+    no_model: Annotated[bool, typer.Option("--no-model", help="Use -Oz only.")] = False,
     workers: Workers = None,
     timeout: Timeout = 60.0,
 ) -> None:
     """Optimize a file for code size and report per function against -Oz."""
-    from passlm.llvm.ir import load_ir
+    from passlm.llvm.ir import load_ir, split_functions
     from passlm.llvm.pool import WorkerPool
     from passlm.optimize.pipeline import optimize_ir
 
     tc = _toolchain()
     ir = load_ir(source, tc)
+    modules = split_functions(ir, tc)
+    if not modules:
+        raise InputError(f"{source}: no function definitions to optimize")
+    proposals, strategy = None, "oz"
+    if not no_model:
+        from passlm.model import default_model_dir, load
+        from passlm.optimize.propose import greedy_pass_lists
+
+        model_dir = model if model is not None else default_model_dir()
+        lm, tok = load(model_dir)
+        proposals = greedy_pass_lists(lm, tok, list(modules.values()))
+        strategy = f"model greedy + -Oz backup ({model_dir.name})"
     with WorkerPool(tc, workers=workers, timeout=timeout) as pool:
-        report = optimize_ir(ir, tc, pool)
+        report = optimize_ir(ir, tc, pool, proposals, modules=modules, strategy=strategy)
     table = Table(
         "function",
         "-O0",
@@ -181,7 +198,7 @@ def optimize_cmd(
             f.name,
             str(f.o0_count),
             str(f.oz_count),
-            f.passes,
+            escape(f.passes),
             str(f.count),
             f"{f.count - f.oz_count:+d}",
             str(f.compiles),
@@ -199,9 +216,18 @@ def optimize_cmd(
         str(sum(f.compiles for f in report.functions)),
     )
     err_console.print(table)
+    if proposals is not None:
+        unused = sum(p is None for p in proposals)
+        if unused:
+            err_console.print(
+                f"{unused} function(s) got no usable proposal (too long or invalid): -Oz used"
+            )
+    saved = (total_oz - total) / total_oz if total_oz else 0.0
     err_console.print(
-        f"whole module: {report.o0_count} -> {report.count} instructions "
-        f"(no model yet: every function uses -Oz)"
+        f"functions: {total_oz} instructions at -Oz -> {total} chosen ({100 * saved:+.2f}%)"
+    )
+    err_console.print(
+        f"whole module written with -Oz: {report.o0_count} -> {report.count} instructions"
     )
     if output is not None:
         _emit(report.optimized_ir, output)
@@ -510,6 +536,233 @@ def tokenizer_train_cmd(
     if texts.get("val"):
         cpt = chars_per_token(tok, texts["val"])
         console.print(f"val: {cpt:.2f} characters/token over {len(texts['val'])} IR texts")
+
+
+@app.command("eval")
+def eval_cmd(
+    test: Annotated[Path, typer.Option("--test", help="Data set Parquet file to evaluate on.")],
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Model directory (default: the shipped one).")
+    ] = None,
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="Splits to use (repeatable).")
+    ] = None,
+    ir_functions: Annotated[
+        int, typer.Option("--ir-functions", help="Functions whose optimized IR is generated.")
+    ] = 100,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Only the first N functions.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Generation batch.")] = 8,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="JSON report (summary and functions).")
+    ] = None,
+    workers: Workers = None,
+) -> None:
+    """Greedy pass lists of a model on held-out functions, compiled: gain over -Oz, IR quality."""
+    import json
+
+    from passlm.data.dataset import read_dataset
+    from passlm.evaluate.model_eval import evaluate_model, from_examples, outcome_rows, summarize
+    from passlm.files import atomic_write
+    from passlm.llvm.pool import WorkerPool
+    from passlm.model import default_model_dir, load
+
+    splits = split or ["test"]
+    examples, _ = read_dataset(test)
+    chosen = [e for e in examples if e.split in splits][:limit]
+    if not chosen:
+        raise InputError(f"{test}: no examples in split(s) {', '.join(splits)}")
+    model_dir = model if model is not None else default_model_dir()
+    lm, tok = load(model_dir)
+    functions = from_examples(chosen)
+    with WorkerPool(_toolchain(), workers=workers) as pool:
+        outcomes = evaluate_model(
+            lm, tok, functions, pool, ir_functions=ir_functions, batch_size=batch_size
+        )
+    summary = summarize(outcomes)
+    table = Table("metric", "value", title=f"{model_dir} on {test} ({', '.join(splits)})")
+    m, t = summary["model"], summary["autotuner"]
+    frac = summary["fraction_of_autotuner"]
+    rows = [
+        (
+            "functions (too long for the model: -Oz)",
+            f"{summary['functions']} ({summary['too_long']})",
+        ),
+        ("valid pass lists", f"{summary['valid_pass_lists_pct']:.1f}%"),
+        ("greedy vs -Oz, overall", f"{100 * m['overall']:+.2f}%"),
+        ("functions improved / regressed", f"{m['improved']} / {m['regressed']}"),
+        ("instructions saved / regressed", f"{m['saved']} / {m['lost']}"),
+        ("autotuner vs -Oz, overall", f"{100 * t['overall']:+.2f}% ({t['improved']} improved)"),
+        ("fraction of the autotuner's gain", "-" if frac is None else f"{100 * frac:.1f}%"),
+        (
+            "count MAPE before / after",
+            f"{summary['count_mape_before'] or 0:.1f}% / {summary['count_mape_after'] or 0:.1f}%",
+        ),
+        ("generated IR: functions", str(summary["ir_functions"])),
+    ]
+    if summary["ir_functions"]:
+        rows += [
+            (
+                "generated IR complete / parses",
+                f"{summary['ir_complete_pct']:.1f}% / {summary['ir_parses_pct']:.1f}%",
+            ),
+            ("exact match with the compiler", f"{summary['ir_exact_pct'] or 0:.1f}%"),
+            ("BLEU", f"{summary['ir_bleu'] or 0:.3f}"),
+        ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    if output is not None:
+        report = {
+            "model": str(model_dir),
+            "test": str(test),
+            "splits": splits,
+            "command": " ".join(["passlm", *sys.argv[1:]]),
+            "summary": summary,
+            "functions": outcome_rows(outcomes),
+        }
+        atomic_write(output, json.dumps(report, indent=1) + "\n")
+        err_console.print(f"wrote {output}")
+
+
+def _eval_line(step: int, e: dict) -> str:
+    """One line of validation numbers for the console."""
+
+    def pct(v) -> str:
+        return "-" if v is None else f"{v:.1f}%"
+
+    return (
+        f"step {step}: vs -Oz {100 * e['model']['overall']:+.2f}% "
+        f"(autotuner {100 * e['autotuner']['overall']:+.2f}%), "
+        f"improved {e['model']['improved']}, regressed {e['model']['regressed']}, "
+        f"valid lists {pct(e['valid_pass_lists_pct'])}, "
+        f"count MAPE {pct(e['count_mape_before'])}/{pct(e['count_mape_after'])}, "
+        f"IR parses {pct(e['ir_parses_pct'])}, exact {pct(e['ir_exact_pct'])}"
+    )
+
+
+@app.command("train")
+def train_cmd(
+    dataset: Annotated[Path, typer.Argument(help="Data set Parquet file (dataset make).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Run directory.")],
+    preset: Annotated[str, typer.Option("--preset", help="Model preset name or JSON file.")] = (
+        "cpu-small"
+    ),
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option("--tokenizer", help="tokenizer.json (default: train one on the data set)."),
+    ] = None,
+    steps: Annotated[int, typer.Option("--steps", help="Optimizer steps.")] = 1000,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Blocks per step.")] = 4,
+    block_size: Annotated[int, typer.Option("--block-size", help="Tokens per block.")] = 1024,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1e-3,
+    warmup: Annotated[int, typer.Option("--warmup", help="Warm-up steps.")] = 100,
+    eval_every: Annotated[
+        int, typer.Option("--eval-every", help="Validate every N steps (0: at the end).")
+    ] = 200,
+    eval_functions: Annotated[
+        int, typer.Option("--eval-functions", help="Validation functions compiled per eval.")
+    ] = 64,
+    eval_ir_functions: Annotated[
+        int, typer.Option("--eval-ir-functions", help="Of those, how many write their IR.")
+    ] = 8,
+    checkpoint_every: Annotated[
+        int, typer.Option("--checkpoint-every", help="Save a checkpoint every N steps.")
+    ] = 50,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Initialization and data order.")] = 0,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Continue from the run's checkpoint.")
+    ] = True,
+    stop_after: Annotated[
+        int | None, typer.Option("--stop-after", help="End this call after N steps in total.")
+    ] = None,
+) -> None:
+    """Train a Llama model from scratch on a data set; resumable; validates with the compiler."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from passlm.data.dataset import read_dataset
+    from passlm.evaluate.curves import plot_training
+    from passlm.evaluate.model_eval import from_examples
+    from passlm.evaluate.validation import sample_functions, validation_fn
+    from passlm.llvm.pool import WorkerPool
+    from passlm.model.config import load_preset
+    from passlm.model.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
+    from passlm.model.train import LOG_FILE, TrainConfig, train
+
+    try:
+        config = TrainConfig(
+            steps=steps,
+            batch_size=batch_size,
+            block_size=block_size,
+            lr=lr,
+            warmup_steps=warmup,
+            eval_every=eval_every,
+            checkpoint_every=checkpoint_every,
+            seed=seed,
+            device=device,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    model_preset = load_preset(preset)
+    examples, _ = read_dataset(dataset)
+    if tokenizer is None:
+        output.mkdir(parents=True, exist_ok=True)
+        tokenizer = output / "tokenizer.json"
+        if not tokenizer.is_file():
+            from passlm.data.format import parse_prompt
+
+            texts = [parse_prompt(e.prompt) or "" for e in examples if e.split == "train"]
+            save_tokenizer(train_tokenizer(texts, 8192), tokenizer)
+            err_console.print(f"trained {tokenizer} on {len(texts)} training functions")
+    tok = load_tokenizer(tokenizer)
+    val = from_examples([e for e in examples if e.split == "val"])
+    chosen = sample_functions(val, eval_functions, seed)
+    command = " ".join(["passlm", *sys.argv[1:]])
+    tc = _toolchain()
+    with (
+        WorkerPool(tc, workers=1) as pool,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            "{task.fields[status]}",
+            console=err_console,
+        ) as progress,
+    ):
+        bar = progress.add_task("training", total=steps, status="")
+
+        def on_step(record: dict) -> None:
+            if "eval" in record:
+                progress.console.print(_eval_line(record["step"], record["eval"]))
+                return
+            status = f"loss {record['loss']:.3f}  {record['tokens_per_s']:.0f} tok/s"
+            progress.update(bar, completed=record["step"], status=status)
+
+        result = train(
+            dataset,
+            tok,
+            model_preset,
+            config,
+            output,
+            resume=resume,
+            eval_fn=validation_fn(chosen, pool, tok, ir_functions=eval_ir_functions)
+            if chosen
+            else None,
+            stop_after=stop_after,
+            meta={"command": command, "llvm_version": tc.version},
+            on_step=on_step,
+        )
+    plot = plot_training(output / LOG_FILE, output / "training.png")
+    err_console.print(f"step {result.step}/{steps}; curve: {plot}")
+    if result.model_dir is not None:
+        err_console.print(f"model: {result.model_dir}")
+    else:
+        err_console.print(
+            f"stopped early; run the same command again to resume from step {result.step}"
+        )
 
 
 def main() -> None:

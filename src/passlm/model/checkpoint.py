@@ -97,9 +97,22 @@ def load(path: str | Path, *, device: str | torch.device = "cpu"):
         except (OSError, ValueError, AttributeError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise InputError(f"{path}: no usable tokenizer ({first})") from None
+    if torch.device(device).type == "cpu" and model.dtype != torch.float32:
+        model = model.float()  # shipped weights may be bf16; CPU matmuls want fp32
     model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def export_model(src: str | Path, dst: str | Path, *, dtype: str = "bfloat16") -> Path:
+    """Copy a model directory with its weights cast to ``dtype`` (bf16 halves the size)."""
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise InputError(f"dtype must be float32, bfloat16 or float16, not {dtype!r}")
+    model, tokenizer = load(src)
+    model = model.to(getattr(torch, dtype))
+    meta = {**read_meta(src), "exported_from": str(src), "dtype": dtype}
+    save_model(model, tokenizer, dst, meta)
+    return Path(dst)
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:

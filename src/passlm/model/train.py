@@ -165,6 +165,7 @@ def train(
     eval_fn: Callable[[torch.nn.Module, int], dict[str, Any] | None] | None = None,
     stop_after: int | None = None,
     meta: dict[str, Any] | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train ``preset`` on ``data`` (a data set file's train split, or examples) into ``out_dir``.
 
@@ -173,7 +174,8 @@ def train(
     end this call after that many steps in total (the schedule still runs to ``config.steps``),
     for runs split into time slices. ``eval_fn(model, step)`` runs every ``eval_every`` steps
     and at the end, in eval mode; a dict it returns is logged. ``meta`` is added to the model's
-    ``passlm.json`` (the command, LLVM version...).
+    ``passlm.json`` (the command, LLVM version...). ``on_step(record)`` sees each step's log
+    record and each evaluation's (progress display).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -219,7 +221,11 @@ def train(
             result = eval_fn(model, at)
         model.train()
         if result:
-            log.write(json.dumps({"step": at, "eval": result}) + "\n")
+            record = {"step": at, "eval": result}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            if on_step is not None:
+                on_step(record)
 
     losses: list[float] = []
     with log_path.open("a", encoding="utf-8") as log:
@@ -257,6 +263,8 @@ def train(
             }
             log.write(json.dumps(record) + "\n")
             log.flush()
+            if on_step is not None:
+                on_step(record)
             if not math.isfinite(value):
                 raise FloatingPointError(f"training loss is {value} at step {step}")
             if step % config.checkpoint_every == 0 or step == end:

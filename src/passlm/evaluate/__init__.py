@@ -1,0 +1,1 @@
+"""Metrics, model evaluation on held-out functions, tables and plots."""

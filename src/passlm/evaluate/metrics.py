@@ -1,0 +1,73 @@
+"""The paper's metrics, as plain arithmetic on instruction counts and texts.
+
+Everything is relative to ``-Oz`` (DESIGN.md, "Evaluation"): a method's **overall improvement**
+is ``(Σ count(-Oz) − Σ count(method)) / Σ count(-Oz)`` over the same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Improvement:
+    """A method's counts against ``-Oz`` on a set of functions."""
+
+    functions: int
+    improved: int  # fewer instructions than -Oz
+    regressed: int  # more instructions than -Oz
+    saved: int  # instructions saved on the improved functions
+    lost: int  # instructions added on the regressed functions
+    oz_total: int
+    total: int
+
+    @property
+    def overall(self) -> float:
+        """(Σ -Oz − Σ method) / Σ -Oz; positive is better than -Oz."""
+        return (self.oz_total - self.total) / self.oz_total if self.oz_total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "overall": self.overall}
+
+
+def improvement(oz_counts: Sequence[int], counts: Sequence[int]) -> Improvement:
+    """Compare per-function ``counts`` with the ``-Oz`` counts of the same functions."""
+    if len(oz_counts) != len(counts):
+        raise ValueError(f"{len(oz_counts)} -Oz counts but {len(counts)} counts")
+    diffs = [oz - c for oz, c in zip(oz_counts, counts, strict=True)]
+    return Improvement(
+        functions=len(diffs),
+        improved=sum(d > 0 for d in diffs),
+        regressed=sum(d < 0 for d in diffs),
+        saved=sum(d for d in diffs if d > 0),
+        lost=-sum(d for d in diffs if d < 0),
+        oz_total=sum(oz_counts),
+        total=sum(counts),
+    )
+
+
+def fraction_of(gain: float, reference: float) -> float | None:
+    """``gain`` as a fraction of ``reference`` (the autotuner's); None if it found nothing."""
+    return gain / reference if reference > 0 else None
+
+
+def mape(predicted: Sequence[int | None], true: Sequence[int]) -> tuple[float | None, int]:
+    """Mean absolute percentage error of the predictions that exist, and how many exist."""
+    pairs = [(p, t) for p, t in zip(predicted, true, strict=True) if p is not None and t > 0]
+    if not pairs:
+        return None, 0
+    return 100.0 * sum(abs(p - t) / t for p, t in pairs) / len(pairs), len(pairs)
+
+
+def bleu(hypothesis: str, reference: str) -> float:
+    """Sentence BLEU in [0, 1] of generated IR against the compiler's IR (sacrebleu, 13a)."""
+    import sacrebleu
+
+    return sacrebleu.sentence_bleu(hypothesis, [reference]).score / 100.0
+
+
+def percent(part: int, whole: int) -> float | None:
+    """``100 * part / whole``; None for an empty whole."""
+    return 100.0 * part / whole if whole else None

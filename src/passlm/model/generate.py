@@ -1,0 +1,153 @@
+"""Batched generation of answers: ``<s> prompt`` in, answer text out.
+
+Generation can stop early, because most uses do not need the whole answer:
+
+* ``until="passes"``: after the pass list's closing backtick (zero-compile prediction reads
+  nothing else, and it is a few dozen tokens instead of hundreds);
+* ``until="header"``: after the first line (pass list and predicted counts);
+* ``until="answer"``: at ``</s>`` (the optimized IR too).
+
+Prompts are sorted by length and left-padded in batches, so a batch wastes little padding;
+results come back in the order of the prompts. A prompt that leaves no room in the model's
+context for the answer gets ``None``: the caller falls back (``-Oz``) and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from passlm.data.format import PASSES_CLOSE, PASSES_OPEN
+from passlm.model.config import BOS_ID, EOS_ID, PAD_ID
+
+PASSES, HEADER, ANSWER = "passes", "header", "answer"
+UNTIL = (PASSES, HEADER, ANSWER)
+# Tokens allowed for a stop-early answer: a pass list of 30 passes fits with room to spare.
+_SHORT_ANSWER_TOKENS = {PASSES: 64, HEADER: 96}
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated answer."""
+
+    text: str  # the answer as decoded (without <s>, prompt or </s>)
+    tokens: int  # tokens generated
+    finished: bool  # stopped at </s> or at the stop point (False: ran out of room)
+
+
+def context_size(model) -> int:
+    """The longest sequence (prompt + answer) the model takes."""
+    return int(model.config.max_position_embeddings)
+
+
+def prompt_ids(tokenizer, prompt: str) -> list[int]:
+    """``<s>`` and the prompt's tokens, as in training."""
+    return [BOS_ID, *tokenizer.encode(prompt, add_special_tokens=False).ids]
+
+
+def _stopped(text: str, until: str) -> bool:
+    if until == PASSES:
+        start = text.find(PASSES_OPEN)
+        return start >= 0 and text.find(PASSES_CLOSE, start + len(PASSES_OPEN)) >= 0
+    if until == HEADER:
+        return "\n" in text
+    return False
+
+
+def _cut(text: str, until: str) -> str:
+    """The answer up to its stop point (a batch step may decode a little beyond it)."""
+    if until == PASSES:
+        start = text.find(PASSES_OPEN)
+        end = text.find(PASSES_CLOSE, start + len(PASSES_OPEN))
+        return text[: end + len(PASSES_CLOSE)] if start >= 0 and end >= 0 else text
+    if until == HEADER:
+        return text.split("\n", 1)[0]
+    return text
+
+
+class _StopAt:
+    """A ``transformers`` stopping criterion: per row, whether the decoded answer reached ``until``."""
+
+    def __init__(self, tokenizer, start: int, until: str) -> None:
+        self.tokenizer, self.start, self.until = tokenizer, start, until
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        rows = input_ids[:, self.start :].tolist()
+        done = [
+            _stopped(self.tokenizer.decode(r, skip_special_tokens=True), self.until) for r in rows
+        ]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+@torch.no_grad()
+def generate(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    until: str = ANSWER,
+    max_new_tokens: int | None = None,
+    batch_size: int = 8,
+    sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> list[Generation | None]:
+    """Answer each prompt; ``None`` where the prompt leaves no room for an answer.
+
+    Greedy by default (deterministic). ``max_new_tokens`` defaults to what the context leaves
+    for ``until="answer"`` and to a short budget for the stop-early modes.
+    """
+    if until not in UNTIL:
+        raise ValueError(f"until must be one of {', '.join(UNTIL)}, not {until!r}")
+    from transformers import StoppingCriteriaList
+
+    context = context_size(model)
+    limit = max_new_tokens or _SHORT_ANSWER_TOKENS.get(until, context)
+    encoded = [prompt_ids(tokenizer, p) for p in prompts]
+    results: list[Generation | None] = [None] * len(prompts)
+    # Prompts that leave room for at least a pass list; longest first, so memory peaks early.
+    order = sorted(
+        (i for i, ids in enumerate(encoded) if len(ids) + 16 <= context),
+        key=lambda i: -len(encoded[i]),
+    )
+    device = next(model.parameters()).device
+    for b in range(0, len(order), batch_size):
+        batch = order[b : b + batch_size]
+        width = max(len(encoded[i]) for i in batch)
+        ids = torch.full((len(batch), width), PAD_ID, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):  # left padding: every prompt ends where the answer starts
+            ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
+            mask[row, width - len(encoded[i]) :] = 1
+        new_tokens = max(1, min(limit, context - width))
+        stopping = (
+            StoppingCriteriaList([_StopAt(tokenizer, width, until)]) if until != ANSWER else None
+        )
+        if sample:
+            torch.manual_seed(seed + b)
+        out = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=new_tokens,
+            do_sample=sample,
+            temperature=temperature if sample else None,
+            top_p=top_p if sample else None,
+            top_k=None,
+            eos_token_id=EOS_ID,
+            pad_token_id=PAD_ID,
+            stopping_criteria=stopping,
+        )
+        for row, i in enumerate(batch):
+            answer = out[row, width:].tolist()
+            finished = EOS_ID in answer
+            if finished:
+                answer = answer[: answer.index(EOS_ID)]
+            text = tokenizer.decode(answer, skip_special_tokens=True)
+            if until != ANSWER:
+                finished = _stopped(text, until)
+                text = _cut(text, until)
+            results[i] = Generation(text, len(answer), finished)
+    return results

@@ -1,0 +1,281 @@
+"""Metrics by hand, generation, and a tiny real model evaluated with the real compiler."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from passlm.data import format as fmt
+from passlm.data.dataset import Example, write_dataset
+from passlm.evaluate import metrics
+from passlm.evaluate.curves import plot_training
+from passlm.evaluate.model_eval import evaluate_model, from_examples, summarize
+from passlm.llvm.backend import InProcessCompiler
+from passlm.llvm.passes import parse_pass_list
+from passlm.model import config as mc
+from passlm.model import tokenizer as tk
+from passlm.model.generate import ANSWER, HEADER, PASSES, generate
+from passlm.model.train import LOG_FILE, TrainConfig, train
+
+from .test_cli import passlm
+
+# Small real functions and a pass list each; the first two answers carry the optimized IR.
+FUNCTIONS = ("fib_lookup", "clamp", "hash_string", "sum_array")
+PASS_LISTS = ("-mem2reg -instcombine", "-Oz", "-sroa -simplifycfg", "-mem2reg")
+WITH_IR = 2
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_improvement_by_hand():
+    imp = metrics.improvement([10, 20, 30, 40], [8, 20, 33, 39])
+    assert (imp.functions, imp.improved, imp.regressed) == (4, 2, 1)
+    assert (imp.saved, imp.lost) == (3, 3)
+    assert (imp.oz_total, imp.total) == (100, 100)
+    assert imp.overall == 0.0
+    assert metrics.improvement([10, 10], [9, 8]).overall == pytest.approx(0.15)
+    assert metrics.fraction_of(0.01, 0.04) == pytest.approx(0.25)
+    assert metrics.fraction_of(0.01, 0.0) is None
+    with pytest.raises(ValueError):
+        metrics.improvement([1], [1, 2])
+
+
+def test_mape_bleu_percent_by_hand():
+    value, n = metrics.mape([11, None, 5, 4], [10, 7, 10, 0])
+    assert n == 2 and value == pytest.approx((10 + 50) / 2)
+    assert metrics.mape([None], [3]) == (None, 0)
+    assert metrics.bleu("%1 = add i32 %0, 1", "%1 = add i32 %0, 1") == pytest.approx(1.0)
+    assert metrics.bleu("ret void", "%1 = add i32 %0, 1\nret i32 %1") < 0.5
+    assert metrics.percent(1, 4) == 25.0 and metrics.percent(1, 0) is None
+
+
+@pytest.fixture(scope="module")
+def tuned(sample_functions, toolchain):
+    """Four real functions with real counts and optimized IR for their pass lists."""
+    irs = [sample_functions[name] for name in FUNCTIONS]
+    rows = []
+    with InProcessCompiler(toolchain) as c:
+        for i, (ir, passes) in enumerate(zip(irs, PASS_LISTS, strict=True)):
+            o0, oz = c.count(ir), c.run(ir, "-Oz").count
+            r = c.run(ir, passes)
+            rows.append((f"h{i}", ir, passes, o0, oz, r.count, r.ir))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def examples(tuned):
+    return [
+        Example(
+            h,
+            "train",
+            "sample.c",
+            f"f{i}",
+            fmt.render_prompt(ir),
+            fmt.render_answer(parse_pass_list(p), o0, best, opt if i < WITH_IR else None),
+            o0,
+            oz,
+            best,
+            p,
+            0,
+        )
+        for i, (h, ir, p, o0, oz, best, opt) in enumerate(tuned)
+    ]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(examples):
+    return tk.train_tokenizer([e.prompt + e.answer for e in examples] * 3, vocab_size=640)
+
+
+@pytest.fixture(scope="module")
+def memorized(tmp_path_factory, examples, tokenizer):
+    """A tiny model trained until it reproduces the four answers."""
+    out = tmp_path_factory.mktemp("run")
+    config = TrainConfig(
+        steps=200,
+        batch_size=4,
+        block_size=256,
+        lr=3e-3,
+        warmup_steps=5,
+        checkpoint_every=200,
+        device="cpu",
+    )
+    pairs = [(e.prompt, e.answer) for e in examples]
+    result = train(pairs, tokenizer, mc.load_preset("cpu-tiny"), config, out)
+    from passlm.model.checkpoint import load
+
+    model, tok = load(result.model_dir)
+    return model, tok, result.model_dir
+
+
+def test_generate_batched_equals_single_and_stops(memorized, examples):
+    model, tok, _ = memorized
+    prompts = [e.prompt for e in examples]
+    batched = generate(model, tok, prompts, until=ANSWER, batch_size=4)
+    single = [generate(model, tok, [p], until=ANSWER)[0] for p in prompts]
+    assert batched == single
+    assert [g.text for g in batched] == [e.answer for e in examples]
+    assert all(g.finished for g in batched)
+    heads = generate(model, tok, prompts, until=HEADER)
+    assert [h.text for h in heads] == [e.answer.split("\n")[0] for e in examples]
+    passes = generate(model, tok, prompts, until=PASSES)
+    assert [p.text for p in passes] == [
+        e.answer.split("`")[0] + "`" + e.answer.split("`")[1] + "`" for e in examples
+    ]
+    assert passes[0].tokens < heads[0].tokens < batched[0].tokens
+    too_long = fmt.render_prompt("; x\n" * 4000)
+    assert generate(model, tok, [too_long, prompts[0]], until=PASSES)[0] is None
+
+
+def test_evaluate_model_on_memorized_answers(memorized, examples, toolchain):
+    model, tok, _ = memorized
+    functions = from_examples(examples)
+    with InProcessCompiler(toolchain) as compiler:
+        outcomes = evaluate_model(model, tok, functions, compiler, ir_functions=WITH_IR)
+    assert [o.passes for o in outcomes] == [str(parse_pass_list(p)) for p in PASS_LISTS]
+    assert [o.count for o in outcomes] == [e.best_count for e in examples]
+    assert [o.predicted_after for o in outcomes] == [e.best_count for e in examples]
+    assert [o.ir_parses for o in outcomes] == [True, True, None, None]
+    assert [o.ir_exact for o in outcomes] == [True, True, None, None]
+    summary = summarize(outcomes)
+    assert summary["valid_pass_lists_pct"] == 100.0
+    assert summary["count_mape_before"] == 0.0 and summary["count_mape_after"] == 0.0
+    assert summary["ir_parses_pct"] == 100.0 and summary["ir_exact_pct"] == 100.0
+    assert summary["ir_bleu"] == pytest.approx(1.0)
+    oz = [e.oz_count for e in examples]
+    assert summary["model"] == metrics.improvement(oz, [e.best_count for e in examples]).to_dict()
+
+
+def test_failed_proposals_count_as_unoptimized(memorized, examples, toolchain):
+    """A function whose IR the model never saw gets some answer; a bad one is never flattering."""
+    model, tok, _ = memorized
+    f = from_examples(examples)[0]
+    with InProcessCompiler(toolchain) as compiler:
+        outcome = evaluate_model(model, tok, [f], compiler)[0]
+        if outcome.passes is None or outcome.compile_error:
+            assert outcome.count == f.o0_count
+        too_long = dataclasses.replace(f, ir="; x\n" * 4000)
+        far = evaluate_model(model, tok, [too_long], compiler)[0]
+    assert not far.fits and far.count == f.oz_count
+
+
+def test_train_command_end_to_end(tmp_path, examples):
+    rows = [
+        dataclasses.replace(e, split=s)
+        for e, s in zip(examples, ("train", "train", "val", "train"), strict=True)
+    ]
+    data = tmp_path / "data.parquet"
+    write_dataset(data, rows, {"llvm_version": "19"})
+    out = tmp_path / "run"
+    args = [
+        "train",
+        str(data),
+        "-o",
+        str(out),
+        "--preset",
+        "cpu-tiny",
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--block-size",
+        "64",
+        "--warmup",
+        "1",
+        "--eval-every",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--device",
+        "cpu",
+    ]
+    proc = passlm(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "step 2: vs -Oz" in proc.stderr and "step 4: vs -Oz" in proc.stderr
+    assert (out / "model" / "model.safetensors").is_file() and (out / "training.png").is_file()
+    evals = [json.loads(x) for x in (out / LOG_FILE).read_text().splitlines() if '"eval"' in x]
+    assert [e["step"] for e in evals] == [2, 4]
+    assert evals[0]["eval"]["functions"] == 1
+    again = passlm(*args)  # finished run: resumes at the end and only re-saves
+    assert again.returncode == 0, again.stderr
+    bad = passlm("train", str(data), "-o", str(out), "--preset", "nope")
+    assert bad.returncode == 2 and "unknown model preset" in bad.stderr
+
+
+def test_training_curve_plot(tmp_path):
+    log = tmp_path / LOG_FILE
+    ev = {
+        "model": {"overall": 0.01},
+        "autotuner": {"overall": 0.03},
+        "count_mape_before": 5.0,
+        "count_mape_after": None,
+        "ir_parses_pct": 50.0,
+        "ir_exact_pct": 10.0,
+        "ir_bleu": 0.5,
+    }
+    lines = [{"step": s, "loss": 3.0 / s} for s in range(1, 5)] + [{"step": 4, "eval": ev}]
+    log.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    png = plot_training(log, tmp_path / "curve.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_optimize_uses_the_model_and_never_loses_to_oz(memorized, toolchain, tmp_path):
+    model, tok, model_dir = memorized
+    from passlm.llvm.ir import compile_source, split_functions
+    from passlm.optimize.pipeline import optimize_ir
+    from passlm.optimize.propose import greedy_pass_lists
+
+    from .conftest import FIXTURES
+
+    ir = compile_source(FIXTURES / "sample.c", toolchain)
+    modules = split_functions(ir, toolchain)
+    proposals = greedy_pass_lists(model, tok, list(modules.values()))
+    assert all(p is not None for p in proposals)  # trained on four of these functions
+    with InProcessCompiler(toolchain) as compiler:
+        report = optimize_ir(ir, toolchain, compiler, proposals, modules=modules)
+    assert all(f.count <= f.oz_count and f.compiles == 1 for f in report.functions)
+    res = passlm("optimize", str(FIXTURES / "sample.c"), "--model", str(model_dir), "-j", "1")
+    assert res.returncode == 0, res.stderr
+    assert "model greedy + -Oz backup" in res.stderr
+    bad = passlm("optimize", str(FIXTURES / "sample.c"), "--model", str(tmp_path))
+    assert bad.returncode == 2 and "not a model directory" in bad.stderr
+
+
+def test_eval_command_reports_the_memorized_answers(memorized, examples, tmp_path):
+    _, _, model_dir = memorized
+    data = tmp_path / "data.parquet"
+    write_dataset(data, [dataclasses.replace(e, split="test") for e in examples], {})
+    out = tmp_path / "eval.json"
+    res = passlm(
+        "eval",
+        "--model",
+        str(model_dir),
+        "--test",
+        str(data),
+        "--ir-functions",
+        "2",
+        "-o",
+        str(out),
+    )
+    assert res.returncode == 0, res.stderr
+    report = json.loads(out.read_text())
+    s = report["summary"]
+    assert s["functions"] == 4 and s["valid_pass_lists_pct"] == 100.0
+    assert s["ir_functions"] == 2 and s["ir_exact_pct"] == 100.0
+    oz = [e.oz_count for e in examples]
+    assert s["model"]["total"] == sum(e.best_count for e in examples)
+    assert s["model"]["oz_total"] == sum(oz)
+    assert [f["passes"] for f in report["functions"]] == [
+        str(parse_pass_list(p)) for p in PASS_LISTS
+    ]
+    empty = passlm("eval", "--model", str(model_dir), "--test", str(data), "--split", "val")
+    assert empty.returncode == 2 and "no examples in split" in empty.stderr
