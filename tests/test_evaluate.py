@@ -117,6 +117,7 @@ def memorized(tmp_path_factory, examples, tokenizer):
     return model, tok, result.model_dir
 
 
+@pytest.mark.slow
 def test_generate_batched_equals_single_and_stops(memorized, examples):
     model, tok, _ = memorized
     prompts = [e.prompt for e in examples]
@@ -136,6 +137,7 @@ def test_generate_batched_equals_single_and_stops(memorized, examples):
     assert generate(model, tok, [too_long, prompts[0]], until=PASSES)[0] is None
 
 
+@pytest.mark.slow
 def test_evaluate_model_on_memorized_answers(memorized, examples, toolchain):
     model, tok, _ = memorized
     functions = from_examples(examples)
@@ -155,6 +157,7 @@ def test_evaluate_model_on_memorized_answers(memorized, examples, toolchain):
     assert summary["model"] == metrics.improvement(oz, [e.best_count for e in examples]).to_dict()
 
 
+@pytest.mark.slow
 def test_failed_proposals_count_as_unoptimized(memorized, examples, toolchain):
     """A function whose IR the model never saw gets some answer; a bad one is never flattering."""
     model, tok, _ = memorized
@@ -168,6 +171,7 @@ def test_failed_proposals_count_as_unoptimized(memorized, examples, toolchain):
     assert not far.fits and far.count == f.oz_count
 
 
+@pytest.mark.slow
 def test_train_command_end_to_end(tmp_path, examples):
     rows = [
         dataclasses.replace(e, split=s)
@@ -228,6 +232,7 @@ def test_training_curve_plot(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_optimize_uses_the_model_and_never_loses_to_oz(memorized, toolchain, tmp_path):
     model, tok, model_dir = memorized
     from passlm.llvm.ir import compile_source, split_functions
@@ -250,6 +255,7 @@ def test_optimize_uses_the_model_and_never_loses_to_oz(memorized, toolchain, tmp
     assert bad.returncode == 2 and "not a model directory" in bad.stderr
 
 
+@pytest.mark.slow
 def test_eval_command_reports_the_memorized_answers(memorized, examples, tmp_path):
     _, _, model_dir = memorized
     data = tmp_path / "data.parquet"
@@ -279,3 +285,23 @@ def test_eval_command_reports_the_memorized_answers(memorized, examples, tmp_pat
     ]
     empty = passlm("eval", "--model", str(model_dir), "--test", str(data), "--split", "val")
     assert empty.returncode == 2 and "no examples in split" in empty.stderr
+
+
+@pytest.mark.slow
+def test_export_to_bf16_halves_the_size_and_keeps_the_answers(memorized, examples, tmp_path):
+    model, tok, model_dir = memorized
+    out = tmp_path / "bf16"
+    res = passlm("model", "export", str(model_dir), "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    size = (out / "model.safetensors").stat().st_size
+    assert size < 0.6 * (model_dir / "model.safetensors").stat().st_size
+    from passlm.model.checkpoint import load, read_meta
+
+    small, small_tok = load(out)
+    assert small.dtype == torch.float32 and read_meta(out)["dtype"] == "bfloat16"
+    prompts = [e.prompt for e in examples]
+    before = generate(model, tok, prompts, until=HEADER)
+    after = generate(small, small_tok, prompts, until=HEADER)
+    assert [g.text for g in after] == [g.text for g in before]
+    bad = passlm("model", "export", str(model_dir), "-o", str(tmp_path / "x"), "--dtype", "int3")
+    assert bad.returncode == 2 and "dtype must be" in bad.stderr

@@ -765,6 +765,26 @@ def train_cmd(
         )
 
 
+model_app = typer.Typer(no_args_is_help=True, help="Manage model directories.")
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("export")
+def model_export_cmd(
+    model: Annotated[Path, typer.Argument(help="Model directory (e.g. RUN/model).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory to write.")],
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="float32, bfloat16 or float16.")
+    ] = "bfloat16",
+) -> None:
+    """Copy a model with its weights cast (bf16 halves the size of a shipped model)."""
+    from passlm.model.checkpoint import export_model
+
+    path = export_model(model, output, dtype=dtype)
+    size = sum(f.stat().st_size for f in path.iterdir()) / 2**20
+    err_console.print(f"wrote {path} ({size:.1f} MiB, {dtype})")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
     try:

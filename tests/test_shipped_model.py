@@ -1,0 +1,30 @@
+"""The model shipped inside the package: it loads and proposes valid pass lists."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from passlm.data.format import parse_answer, render_prompt
+from passlm.model import DEFAULT_MODEL, default_model_dir, load
+from passlm.model.checkpoint import read_meta
+from passlm.model.generate import PASSES, generate
+
+
+def test_shipped_model_is_small_and_documented():
+    path = default_model_dir()
+    size = sum(f.stat().st_size for f in path.iterdir())
+    assert size <= 30 * 2**20
+    meta = read_meta(path)
+    assert meta["command"].startswith("passlm train") and meta["llvm_version"].startswith("19")
+    assert json.loads((path / "config.json").read_text())["model_type"] == "llama"
+
+
+def test_shipped_model_emits_valid_pass_lists(sample_functions):
+    torch.set_num_threads(1)
+    model, tok = load(DEFAULT_MODEL)
+    irs = sorted(sample_functions.values(), key=len)[:3]
+    out = generate(model, tok, [render_prompt(ir) for ir in irs], until=PASSES)
+    answers = [parse_answer(g.text) for g in out]
+    assert all(a.valid for a in answers), [g.text for g in out]
