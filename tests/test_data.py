@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -188,6 +190,22 @@ def test_make_dataset_order_and_answers():
     assert fmt.parse_answer(no_aux[0].answer).before == 2
 
 
+def test_oz_ties_answer_oz_unless_something_beat_it():
+    better = dataclasses.replace(_tuned("g", "train", passes="-O2"), best_count=0)
+    rows = [*ROWS, better]
+    oz_ir = {r.hash: "; oz of " + r.function + "\n" for r in rows}
+    examples, report = make_dataset(rows, oz_ir=oz_ir)
+    by_name = {e.function: e for e in examples}
+    assert report.oz_ties
+    tie = fmt.parse_answer(by_name["a"].answer)
+    assert str(tie.passes) == "-Oz" and tie.after == 1 and tie.ir == "; oz of a\n"
+    assert by_name["a"].best_passes == "-instcombine -Oz"  # the autotuner's list is kept
+    won = fmt.parse_answer(by_name["g"].answer)
+    assert str(won.passes) == "-O2" and won.after == 0 and won.ir == OPT
+    with pytest.raises(InputError, match="no optimized IR"):
+        make_dataset(rows, oz_ir={})
+
+
 def test_make_dataset_drops_long_examples():
     examples, report = make_dataset(ROWS, max_chars=1000)
     assert "b" not in {e.function for e in examples}
@@ -251,7 +269,8 @@ def test_cli_tokenizer_train_and_dataset_make(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "characters/token" in res.stdout
     res = passlm("dataset", "make", str(tuned), "-o", str(out), "--tokenizer", str(tok),
-                 "--max-tokens", "100000", "--max-chars", "1000", "--no-aux")  # fmt: skip
+                 "--max-tokens", "100000", "--max-chars", "1000", "--no-aux",
+                 "--best-ties")  # fmt: skip
     assert res.returncode == 0, res.stderr
     examples, meta = read_dataset(out)
     assert len(examples) == 4  # "b" is over 1000 characters

@@ -482,9 +482,19 @@ def dataset_make_cmd(
     max_chars: Annotated[
         int | None, typer.Option("--max-chars", help="Drop examples with more characters.")
     ] = None,
+    oz_ties: Annotated[
+        bool,
+        typer.Option(
+            "--oz-ties/--best-ties",
+            help="Answer -Oz where nothing beat it (default), or the autotuner's tying list.",
+        ),
+    ] = True,
+    workers: Workers = None,
 ) -> None:
     """Render (prompt, answer) examples; drop, never truncate, those over the limits."""
-    from passlm.data.dataset import dataset_meta, make_dataset, write_dataset
+    from passlm.data.dataset import OZ, dataset_meta, make_dataset, write_dataset
+    from passlm.llvm.backend import Task
+    from passlm.llvm.pool import WorkerPool
     from passlm.search.tuned import read_tuned
 
     tok = None
@@ -493,8 +503,21 @@ def dataset_make_cmd(
 
         tok = load_tokenizer(tokenizer)
     rows, tuned_meta = read_tuned(tuned)
+    oz_ir = None
+    if oz_ties:
+        ties = [r for r in rows if 0 <= r.oz_count <= r.best_count]
+        with WorkerPool(_toolchain(), workers=workers) as pool:
+            results = pool.run_tasks([Task(r.ir, OZ, want_ir=aux) for r in ties])
+        oz_ir = {}
+        for r, res in zip(ties, results, strict=True):
+            if not res.ok or res.count != r.oz_count:
+                raise InputError(
+                    f"{tuned}: -Oz on {r.function} ({r.hash}) gave {res.count or res.error}, "
+                    f"the tuned file says {r.oz_count}; is it from another LLVM build?"
+                )
+            oz_ir[r.hash] = res.ir or ""
     examples, report = make_dataset(
-        rows, aux=aux, max_tokens=max_tokens, tokenizer=tok, max_chars=max_chars
+        rows, aux=aux, max_tokens=max_tokens, tokenizer=tok, max_chars=max_chars, oz_ir=oz_ir
     )
     meta = dataset_meta(
         tuned_meta, report, tuned_path=str(tuned), command=" ".join(["passlm", *sys.argv[1:]])

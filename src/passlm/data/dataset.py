@@ -6,7 +6,7 @@ teach the model to stop in the middle of the IR. The report says how many were d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from passlm.tables import read_rows, write_rows
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
+OZ = parse_pass_list("-Oz")
 KIND = "dataset"
 SCHEMA = pa.schema(
     [
@@ -81,6 +82,7 @@ class DatasetReport:
     """What :func:`make_dataset` did, recorded in the data set's metadata."""
 
     aux: bool
+    oz_ties: bool  # answers say -Oz where the autotuner found nothing better
     max_tokens: int | None
     max_chars: int | None
     tokenizer: str | None  # tokenizer hash
@@ -94,15 +96,21 @@ def _split_order(split: str) -> int:
     return SPLITS.index(split) if split in SPLITS else len(SPLITS)
 
 
-def _render(row: TunedFunction, aux: bool) -> tuple[str, str]:
-    try:
-        passes = parse_pass_list(row.best_passes)
-    except PasslmError as exc:
-        raise InputError(f"{row.function} ({row.hash}): bad best_passes: {exc}") from None
-    if aux and not row.optimized_ir:
+def _render(row: TunedFunction, aux: bool, oz_ir: Mapping[str, str] | None) -> tuple[str, str]:
+    if oz_ir is not None and 0 <= row.oz_count <= row.best_count:
+        # -Oz is as good as anything found: teach -Oz (the safe answer) rather than whichever
+        # shorter list happened to tie on this function.
+        passes, count, optimized = OZ, row.oz_count, oz_ir.get(row.hash)
+    else:
+        try:
+            passes = parse_pass_list(row.best_passes)
+        except PasslmError as exc:
+            raise InputError(f"{row.function} ({row.hash}): bad best_passes: {exc}") from None
+        count, optimized = row.best_count, row.optimized_ir
+    if aux and not optimized:
         raise InputError(f"{row.function} ({row.hash}): no optimized IR for the aux answer")
-    ir = row.optimized_ir if aux else None
-    return render_prompt(row.ir), render_answer(passes, row.o0_count, row.best_count, ir)
+    ir = optimized if aux else None
+    return render_prompt(row.ir), render_answer(passes, row.o0_count, count, ir)
 
 
 def make_dataset(
@@ -112,10 +120,13 @@ def make_dataset(
     max_tokens: int | None = None,
     tokenizer: Tokenizer | None = None,
     max_chars: int | None = None,
+    oz_ir: Mapping[str, str] | None = None,
 ) -> tuple[list[Example], DatasetReport]:
     """Render one example per tuned function, dropping those longer than the limits.
 
-    ``aux``: answers carry the optimized IR (False: pass list and counts only). ``max_chars``
+    ``aux``: answers carry the optimized IR (False: pass list and counts only). ``oz_ir``
+    (function hash -> its IR after -Oz): where the autotuner found nothing better than -Oz, the
+    answer is -Oz (the paper's labels) instead of the best list, which then only ties. ``max_chars``
     limits len(prompt + answer); ``max_tokens`` limits the tokens of prompt + answer + ``<s>``
     and ``</s>``, counted with ``tokenizer`` (required then). Examples come in corpus order:
     split (train, val, test, heldout), source, file, function.
@@ -128,7 +139,7 @@ def make_dataset(
     rows = sorted(
         tuned_rows, key=lambda r: (_split_order(r.split), r.split, r.source, r.file, r.function)
     )
-    rendered = [_render(r, aux) for r in rows]
+    rendered = [_render(r, aux, oz_ir) for r in rows]
     tokens = [0] * len(rows)
     token_hash = None
     if tokenizer is not None:
@@ -166,6 +177,7 @@ def make_dataset(
             )
     report = DatasetReport(
         aux=aux,
+        oz_ties=oz_ir is not None,
         max_tokens=max_tokens,
         max_chars=max_chars,
         tokenizer=token_hash,
