@@ -13,6 +13,7 @@ from pathlib import Path
 from passlm.corpus.store import CorpusFunction, read_corpus
 from passlm.errors import InputError, PasslmError
 from passlm.llvm.backend import Compiler, Task
+from passlm.llvm.passes import parse_pass_list
 from passlm.search.evaluator import Evaluator, Function
 from passlm.search.store import TrialStore
 from passlm.search.tuned import TunedFunction, write_tuned
@@ -31,19 +32,49 @@ def select(functions: Sequence[CorpusFunction], splits: Sequence[str] | None, li
     return chosen[:limit] if limit is not None else chosen
 
 
+OZ = parse_pass_list("-Oz")
+
+
 def _final_rows(
     searches: list[FunctionSearch], corpus: Sequence[CorpusFunction], compiler: Compiler
-) -> list[TunedFunction]:
-    """Compile every function's best list once more for its optimized IR."""
+) -> tuple[list[TunedFunction], list[dict]]:
+    """Compile every function's best list once more for its optimized IR.
+
+    A few pass orders are not deterministic in LLVM 19 (seen: ``-O1 -gvn-sink`` giving 54 and
+    57 instructions on the same function): a best list whose replay disagrees with the store
+    is not a label to teach or a result to promise. Such functions fall back to ``-Oz`` and are
+    listed in the second return value.
+    """
     done = [(s, c) for s, c in zip(searches, corpus, strict=True) if s.best is not None]
     results = compiler.run_tasks([Task(c.ir, s.best, want_ir=True) for s, c in done])  # type: ignore[arg-type]
-    rows = []
-    for (s, c), r in zip(done, results, strict=True):
-        if not r.ok or r.count != s.best_count:
+    unreproducible = [
+        i
+        for i, ((s, _), r) in enumerate(zip(done, results, strict=True))
+        if not r.ok or r.count != s.best_count
+    ]
+    fallback = compiler.run_tasks([Task(done[i][1].ir, OZ, want_ir=True) for i in unreproducible])
+    replaced: dict[int, tuple[str, int, str]] = {}
+    notes = []
+    for i, r in zip(unreproducible, fallback, strict=True):
+        s, c = done[i]
+        if not r.ok or r.count != s.oz_count:
             raise PasslmError(
-                f"{c.function} ({c.hash}): replaying {s.best} gave {r.count or r.error}, "
-                f"the store says {s.best_count}; is the store from another LLVM build?"
+                f"{c.function} ({c.hash}): -Oz gave {r.count or r.error}, the store says "
+                f"{s.oz_count}; is the store from another LLVM build?"
             )
+        replaced[i] = (str(OZ), r.count, r.ir or "")  # type: ignore[arg-type]
+        notes.append(
+            {
+                "function": c.function,
+                "hash": c.hash,
+                "passes": str(s.best),
+                "store_count": s.best_count,
+                "replay": results[i].count if results[i].ok else results[i].error,
+            }
+        )
+    rows = []
+    for i, ((s, c), r) in enumerate(zip(done, results, strict=True)):
+        passes, count, ir = replaced.get(i, (str(s.best), s.best_count, r.ir or ""))
         kinds = ",".join(f"{k}:{n}" for k, n in sorted(s.errors.items()))
         rows.append(
             TunedFunction(
@@ -55,15 +86,15 @@ def _final_rows(
                 ir=c.ir,
                 o0_count=c.instcount,
                 oz_count=s.oz_count if s.oz_count is not None else -1,
-                best_passes=str(s.best),
-                best_count=s.best_count,
-                optimized_ir=r.ir or "",  # type: ignore[arg-type]
+                best_passes=passes,
+                best_count=count,
+                optimized_ir=ir,
                 trials=len(s.tried),
                 errors=sum(s.errors.values()),
                 error_kinds=kinds,
             )
         )
-    return rows
+    return rows, notes
 
 
 def autotune(
@@ -94,7 +125,7 @@ def autotune(
         tuner = Autotuner(evaluator, config)
         start = time.perf_counter()
         searches = tuner.run([Function(c.hash, c.ir) for c in chosen], progress)
-        rows = _final_rows(searches, chosen, compiler)
+        rows, unreproducible = _final_rows(searches, chosen, compiler)
         wall = time.perf_counter() - start
         meta = {
             "llvm_version": compiler.version,
@@ -117,6 +148,7 @@ def autotune(
                 "machine": platform.machine(),
             },
             "functions_without_result": len(chosen) - len(rows),
+            "unreproducible_best_lists": unreproducible,
         }
         write_tuned(output, rows, meta)
     finally:
