@@ -364,6 +364,9 @@ def test_interrupted_build_leaves_no_partial_output(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PASSLM_CACHE": str(cache)},
+        # A shell runs background jobs with SIGINT ignored, and Python then installs no Ctrl-C
+        # handler: give the child the default disposition whatever this test was started from.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         for line in proc.stderr:  # type: ignore[union-attr]
