@@ -27,3 +27,14 @@ def sample_ir(toolchain: Toolchain) -> str:
 def sample_functions(sample_ir: str, toolchain: Toolchain) -> dict[str, str]:
     """sample.c split into normalized one-function modules."""
     return irmod.split_functions(sample_ir, toolchain)
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread: the test machine's cores are shared, and CPU runs reproduce."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -28,12 +28,7 @@ PASS_LISTS = ("-mem2reg -instcombine", "-Oz", "-sroa -simplifycfg", "-mem2reg")
 WITH_IR = 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_improvement_by_hand():

@@ -22,13 +22,7 @@ from passlm.model.train import LOG_FILE, TrainConfig, train
 PASS_LISTS = ("-mem2reg -instcombine -Oz", "-sroa -simplifycfg", "-reg2mem -Os", "-O1 -dce")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The test machine's cores are shared; one thread also makes CPU runs reproducible.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -170,8 +170,6 @@ def optimize_cmd(
     tc = _toolchain()
     ir = load_ir(source, tc)
     modules = split_functions(ir, tc)
-    if not modules:
-        raise InputError(f"{source}: no function definitions to optimize")
     proposals, strategy = None, "oz"
     if not no_model:
         from passlm.model import default_model_dir, load
