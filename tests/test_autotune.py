@@ -195,3 +195,79 @@ def test_unreproducible_best_lists_fall_back_to_oz(toolchain, sample_functions):
             assert row.best_passes == "-Oz" and row.best_count == s.oz_count
         else:
             assert row.best_count == s.best_count
+
+
+def _wait_for_rows(store: Path, proc: subprocess.Popen, rows: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if store.exists():
+            try:
+                if len(store_rows(store)) >= rows:
+                    return
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError("the run finished (or stalled) before it could be stopped")
+
+
+def _leftovers(directory: Path) -> list[str]:
+    """Files a run should not leave behind: temporary outputs."""
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_and_the_run_resumes(corpus, reference, tmp_path):
+    out = tmp_path / "tuned.parquet"
+    store = tmp_path / "tuned.parquet.store.sqlite"
+    proc = subprocess.Popen(
+        passlm_cmd("autotune", str(corpus), "-o", str(out), *TUNE_ARGS),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_rows(store, proc, 300)
+    proc.send_signal(signal.SIGTERM)  # to the parent only, as a service manager would
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert not out.exists() and _leftovers(tmp_path) == []
+    kept = store_rows(store)
+    assert len(kept) >= 300
+    res = run("autotune", str(corpus), "-o", str(out), *TUNE_ARGS)
+    assert res.returncode == 0, res.stderr
+    assert read_tuned(out)[0] == read_tuned(reference)[0]
+    assert kept <= store_rows(store)
+
+
+def _file_size_limit(limit: int):
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.slow
+def test_full_disk_gives_one_line_and_keeps_earlier_results(corpus, reference, tmp_path):
+    out = tmp_path / "tuned.parquet"
+    store = tmp_path / "tuned.parquet.store.sqlite"
+    # a file-size limit stands in for a full disk: the store's files stop growing mid-run
+    res = subprocess.run(
+        passlm_cmd("autotune", str(corpus), "-o", str(out), *TUNE_ARGS),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=_file_size_limit(160 * 1024),
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert res.returncode == 1, res.stderr
+    assert "error: result store:" in res.stderr and "Traceback" not in res.stderr
+    assert not out.exists() and _leftovers(tmp_path) == []
+    kept = store_rows(store)  # what was committed before the disk filled is readable
+    assert kept
+    again = run("autotune", str(corpus), "-o", str(out), *TUNE_ARGS)
+    assert again.returncode == 0, again.stderr
+    assert read_tuned(out)[0] == read_tuned(reference)[0]
+    assert kept <= store_rows(store)

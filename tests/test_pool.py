@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,32 @@ def test_idle_worker_killed_between_batches_is_replaced(toolchain, sample_functi
         time.sleep(0.2)
         assert pool.run(sample_functions["clamp"], O3).ok
         assert pool.restarts == 1
+
+
+def _address_space_mb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no VmSize")
+
+
+@pytest.mark.slow
+def test_out_of_memory_in_one_worker_fails_that_compile_only(toolchain, slow_ir, sample_functions):
+    with WorkerPool(toolchain, workers=1) as probe:
+        probe.start()
+        baseline = _address_space_mb(probe.pids[0])
+    fast = [Task(m, O3) for m in sample_functions.values()]
+    # room for the small compiles, none for vectorizing 900 loops
+    with WorkerPool(toolchain, workers=1, memory_mb=baseline + 12, timeout=120) as pool:
+        results = pool.run_tasks([fast[0], Task(slow_ir, O3), *fast[1:]])
+        assert results[1].error_kind == CRASH and "SIGABRT" in results[1].error
+        assert [r.ok for r in results] == [True, False] + [True] * (len(fast) - 1)
+        assert pool.restarts == 1
+    with InProcessCompiler(toolchain) as reference:
+        expected = [r.count for r in reference.run_tasks(fast)]
+    assert [r.count for r in results[:1] + results[2:]] == expected
+
+
+def test_memory_cap_is_checked(toolchain):
+    with pytest.raises(Exception, match="memory cap"):
+        WorkerPool(toolchain, memory_mb=-1)

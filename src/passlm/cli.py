@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,10 @@ Workers = Annotated[
     typer.Option("--workers", "-j", help="Compile worker processes (default: all cores)."),
 ]
 Timeout = Annotated[float, typer.Option("--timeout", help="Seconds allowed per compile.")]
+MemoryMB = Annotated[
+    int,
+    typer.Option("--memory-mb", help="Address-space cap per compile worker in MiB (0: none)."),
+]
 
 
 def _toolchain():
@@ -152,35 +157,107 @@ def run_cmd(
 
 @app.command("optimize")
 def optimize_cmd(
-    source: InputPath,
-    output: OutputPath = None,
+    source: Annotated[
+        Path, typer.Argument(help="Input file (.c, .cpp, .ll, .bc) or a directory of them.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Output file; for a directory, an output directory."),
+    ] = None,
     model: Annotated[
         Path | None,
         typer.Option("--model", help="Model directory (default: the model shipped with passlm)."),
     ] = None,
     no_model: Annotated[bool, typer.Option("--no-model", help="Use -Oz only.")] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Run the program built at -O0 and optimized, and compare (needs a main).",
+        ),
+    ] = False,
+    denylist: Annotated[
+        Path | None,
+        typer.Option("--denylist", help="Deny-list JSON (default: the one shipped)."),
+    ] = None,
     workers: Workers = None,
     timeout: Timeout = 60.0,
+    memory_mb: MemoryMB = 4096,
 ) -> None:
-    """Optimize a file for code size and report per function against -Oz."""
-    from passlm.llvm.ir import load_ir, split_functions
+    """Optimize a file (or every file under a directory) for code size, reported against -Oz."""
+    from passlm.llvm.denylist import load_denylist
+    from passlm.llvm.ir import defined_functions, load_ir, split_functions
     from passlm.llvm.pool import WorkerPool
     from passlm.optimize.pipeline import optimize_ir
 
+    deny = load_denylist(denylist)
+    batch = source.is_dir()
+    if batch and output is None:
+        raise InputError(f"{source}: a directory needs -o OUTPUT_DIRECTORY")
+    if batch and output is not None and output.exists() and not output.is_dir():
+        raise InputError(f"{output}: exists and is not a directory")
     tc = _toolchain()
-    ir = load_ir(source, tc)
-    modules = split_functions(ir, tc)
-    proposals, strategy = None, "oz"
+    propose, strategy, model_used = None, "oz", None
     if not no_model:
         from passlm.model import default_model_dir, load
         from passlm.optimize.propose import greedy_pass_lists
 
         model_dir = model if model is not None else default_model_dir()
         lm, tok = load(model_dir)
-        proposals = greedy_pass_lists(lm, tok, list(modules.values()))
         strategy = f"model greedy + -Oz backup ({model_dir.name})"
-    with WorkerPool(tc, workers=workers, timeout=timeout) as pool:
-        report = optimize_ir(ir, tc, pool, proposals, modules=modules, strategy=strategy)
+        model_used = str(model_dir)
+
+        def propose(modules: dict[str, str]):
+            return greedy_pass_lists(lm, tok, list(modules.values()))
+
+    with WorkerPool(tc, workers=workers, timeout=timeout, memory_mb=memory_mb) as pool:
+
+        def optimize_one(path: Path, *, check: bool):
+            ir = load_ir(path, tc)
+            has_main = "main" in defined_functions(ir)
+            if check and not has_main and not batch:
+                raise InputError(f"{path}: --verify needs a program with a main function")
+            modules = split_functions(ir, tc)
+            proposals = propose(modules) if propose is not None else None
+            report = optimize_ir(
+                ir, tc, pool, proposals, modules=modules, strategy=strategy, denylist=deny
+            )
+            verdict = None
+            if check and has_main:
+                verdict = _verify_optimized(ir, tc, pool, modules, report, path)
+            return report, verdict
+
+        if batch:
+            provenance = {
+                "passlm_version": __version__,
+                "llvm_version": tc.version,
+                "strategy": strategy,
+                "model": model_used,
+                "denylist_entries": len(deny.entries),
+            }
+            _optimize_batch(source, output, optimize_one, verify, provenance)  # type: ignore[arg-type]
+            return
+        report, verdict = optimize_one(source, check=verify)
+    _print_module_report(report, str(source))
+    text = report.optimized_ir
+    if verdict is not None:
+        if verdict.ok:
+            err_console.print(f"verify: {verdict.outcome} ({escape(verdict.reference_text)})")
+        else:
+            err_console.print(
+                f"[red]MISMATCH[/red]: the optimized program behaves differently "
+                f"({escape(verdict.detail)}); reproducer in {verdict.reproducer}. Writing "
+                f"whole-module -Oz instead."
+            )
+            text = verdict.fallback_ir
+    if output is not None:
+        _emit(text, output)
+        err_console.print(f"wrote {output}")
+    if verdict is not None and not verdict.ok:
+        raise typer.Exit(1)
+
+
+def _print_module_report(report, title: str) -> None:
     table = Table(
         "function",
         "-O0",
@@ -189,7 +266,7 @@ def optimize_cmd(
         "chosen",
         "vs -Oz",
         "compiles",
-        title=f"{source} (strategy: {report.strategy})",
+        title=f"{title} (strategy: {report.strategy})",
     )
     for f in report.functions:
         table.add_row(
@@ -214,22 +291,289 @@ def optimize_cmd(
         str(sum(f.compiles for f in report.functions)),
     )
     err_console.print(table)
-    if proposals is not None:
-        unused = sum(p is None for p in proposals)
-        if unused:
-            err_console.print(
-                f"{unused} function(s) got no usable proposal (too long or invalid): -Oz used"
-            )
+    for f in report.functions:
+        if f.note:
+            err_console.print(f"{escape(f.name)}: {escape(f.note)}; -Oz used")
     saved = (total_oz - total) / total_oz if total_oz else 0.0
     err_console.print(
         f"functions: {total_oz} instructions at -Oz -> {total} chosen ({100 * saved:+.2f}%)"
     )
     err_console.print(
-        f"whole module written with -Oz: {report.o0_count} -> {report.count} instructions"
+        f"module: {report.o0_count} unoptimized, {report.oz_module_count} with whole-module -Oz, "
+        f"{report.linked_count} with the per-function lists; written: {report.output_kind} "
+        f"({report.count} instructions)"
     )
-    if output is not None:
-        _emit(report.optimized_ir, output)
-        err_console.print(f"wrote {output}")
+
+
+def _optimize_batch(
+    source: Path, output: Path, optimize_one, verify: bool, provenance: dict
+) -> None:
+    """Every input file under ``source`` into ``output``, resumably, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from passlm.optimize.batch import SUMMARY, find_inputs, run_batch
+
+    files = find_inputs(source, output)
+    output.mkdir(parents=True, exist_ok=True)
+    mismatches: list[str] = []
+
+    def one(path: Path):
+        report, verdict = optimize_one(path, check=verify)
+        if verdict is not None and not verdict.ok:
+            mismatches.append(f"{path}: {verdict.detail}; reproducer in {verdict.reproducer}")
+            import dataclasses
+
+            report = dataclasses.replace(report, optimized_ir=verdict.fallback_ir)
+        return report
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        "{task.fields[status]}",
+        console=err_console,
+    ) as progress:
+        bar = progress.add_task("optimizing", total=len(files), status="")
+
+        def on_file(path: Path, record: dict | None, error: str | None) -> None:
+            if error is not None:
+                progress.console.print(f"[red]failed[/red] {escape(error)}")
+            progress.update(bar, advance=1, status=escape(str(path.name)))
+
+        result, failures = run_batch(
+            files, source, output, one, on_file=on_file, provenance=provenance
+        )
+    saved = result.functions_oz - result.functions_chosen
+    pct = 100 * saved / result.functions_oz if result.functions_oz else 0.0
+    err_console.print(
+        f"{result.files} files: {result.optimized} optimized now, {result.done_before} done "
+        f"before, {result.failed} failed; functions {result.functions_oz} instructions at -Oz "
+        f"-> {result.functions_chosen} ({pct:+.2f}% saved); modules written "
+        f"{result.module_written} vs whole-module -Oz {result.module_oz}; "
+        f"summary in {output / SUMMARY}"
+    )
+    for line in mismatches:
+        err_console.print(f"[red]MISMATCH[/red] {escape(line)} (whole-module -Oz written)")
+    if failures:
+        err_console.print(f"{len(failures)} file(s) failed; run the same command to retry them")
+        raise typer.Exit(1)
+    if mismatches:
+        raise typer.Exit(1)
+
+
+def _pass_list_pool(path: Path) -> list:
+    """Distinct pass lists from a tuned Parquet file (best lists) or a text file (one a line)."""
+    from passlm.llvm.passes import parse_pass_list
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            column = pq.read_table(path, columns=["best_passes"]).column(0).to_pylist()
+        except Exception as exc:
+            raise InputError(f"{path}: not a tuned data set with best_passes: {exc}") from None
+        texts = column
+    else:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        texts = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    pool, seen = [], set()
+    for i, text in enumerate(texts):
+        try:
+            passes = parse_pass_list(text)
+        except PasslmError as exc:
+            raise InputError(f"{path}: list {i + 1}: {exc}") from None
+        if str(passes) not in seen:
+            seen.add(str(passes))
+            pool.append(passes)
+    if not pool:
+        raise InputError(f"{path}: no pass lists")
+    return pool
+
+
+@app.command("verify")
+def verify_cmd(
+    programs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Runnable programs (.c, .cpp, .ll, .bc with a main)."),
+    ] = None,
+    passes: Annotated[
+        str | None, typer.Option("--passes", "-p", help="One list, run on every function.")
+    ] = None,
+    lists: Annotated[
+        Path | None,
+        typer.Option("--lists", help="Pool of lists: tuned .parquet (best lists) or text file."),
+    ] = None,
+    csmith: Annotated[
+        int, typer.Option("--csmith", help="Also check N Csmith programs (seeds --seed ...).")
+    ] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="First Csmith seed; list draws.")] = 0,
+    rounds: Annotated[int, typer.Option("--rounds", help="Rounds of pool lists per program.")] = 3,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="Also check a model's greedy lists ('default': shipped)."),
+    ] = None,
+    runner: Annotated[str, typer.Option("--runner", help="native or lli.")] = "native",
+    run_timeout: Annotated[
+        float, typer.Option("--run-timeout", help="Seconds a -O0 run may take.")
+    ] = 10.0,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Directory: log, reproducers, summary.")
+    ] = Path("passlm-verify"),
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Programs checked at once.")] = 2,
+    timeout: Timeout = 60.0,
+    memory_mb: MemoryMB = 4096,
+) -> None:
+    """Differential testing: each program at -O0 vs with pass lists; reproducers on mismatch."""
+    import json
+    import threading
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from passlm.files import atomic_write
+    from passlm.llvm.ir import compile_source, load_ir
+    from passlm.llvm.passes import parse_pass_list
+    from passlm.llvm.pool import WorkerPool
+    from passlm.verify.campaign import Campaign, summarize
+    from passlm.verify.differential import RUNNERS, Program
+
+    if runner not in RUNNERS:
+        raise InputError(f"--runner: expected one of {', '.join(RUNNERS)}, not {runner!r}")
+    if (passes is None) == (lists is None) and model is None:
+        raise InputError("name the lists to check: --passes LIST, --lists FILE and/or --model")
+    if passes is not None and lists is not None:
+        raise InputError("--passes and --lists exclude each other")
+    if not programs and csmith <= 0:
+        raise InputError("no programs: name files or ask for --csmith N")
+    pool = [parse_pass_list(passes)] if passes is not None else []
+    if lists is not None:
+        pool = _pass_list_pool(lists)
+    tc = _toolchain()
+    loaders = []
+    for path in programs or []:
+        loaders.append(
+            (str(path), lambda path=path: Program(load_ir(path, tc), tc, name=str(path),
+                                                  runner=runner, timeout=run_timeout))
+        )  # fmt: skip
+    if csmith > 0:
+        from passlm.corpus.sources import cache_dir, generate_csmith
+
+        def csmith_program(s: int) -> Program:
+            src = generate_csmith(1, s, cache_dir())  # on demand: csmith takes ~1 s a program
+            name = src.files[0]
+            ir = compile_source(src.root / name, tc, src.flags)
+            return Program(ir, tc, name=name, runner=runner, timeout=run_timeout)
+
+        for s in range(seed, seed + csmith):
+            loaders.append((f"csmith-{s}.c", lambda s=s: csmith_program(s)))
+    proposer = None
+    if model is not None:
+        from passlm.model import default_model_dir, load
+        from passlm.optimize.propose import greedy_pass_lists
+
+        lm, tok = load(default_model_dir() if str(model) == "default" else model)
+        lock = threading.Lock()
+
+        def proposer(program):
+            with lock:
+                proposed = greedy_pass_lists(lm, tok, list(program.modules.values()))
+            return dict(zip(program.modules, proposed, strict=True))
+
+    campaign = Campaign(
+        pool, output, rounds=1 if passes is not None else rounds, seed=seed, proposer=proposer
+    )
+    compilers = [
+        WorkerPool(tc, workers=1, timeout=timeout, memory_mb=memory_mb) for _ in range(max(1, jobs))
+    ]
+    try:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            "{task.fields[status]}",
+            console=err_console,
+        ) as progress:
+            bar = progress.add_task("verifying", total=len(loaders), status="")
+            found = [0]
+
+            def on_done(result) -> None:
+                found[0] += sum(f.kind in ("miscompile", "link") for f in result.findings)
+                progress.update(bar, advance=1, status=f"{found[0]} mismatch(es)")
+                for f in result.findings:
+                    if f.kind in ("miscompile", "link"):
+                        progress.console.print(
+                            f"MISMATCH {escape(f.program)} {escape(f.function)}: {escape(f.passes)}"
+                            f" -> {f.reproducer}"
+                        )
+
+            done_before = len(campaign.run([], compilers))
+            progress.update(bar, completed=min(done_before, len(loaders)))
+            results = campaign.run(loaders, compilers, on_done=on_done)
+    finally:
+        for c in compilers:
+            c.close()
+    names = {name for name, _ in loaders}
+    summary = summarize([r for r in results if r.program in names])
+    summary["command"] = " ".join(["passlm", *sys.argv[1:]])
+    summary["llvm_version"] = tc.version
+    summary["passlm_version"] = __version__
+    summary["seed"] = seed
+    summary["runner"] = runner
+    atomic_write(output / "summary.json", json.dumps(summary, indent=1) + "\n")
+    table = Table("what", "count", title=f"differential testing ({output})")
+    for key in ("programs", "with_oracle", "errors", "builds", "pairs", "distinct_lists"):
+        table.add_row(key.replace("_", " "), str(summary[key]))
+    for kind, n in sorted(summary["findings"].items()):
+        table.add_row(f"findings: {kind}", str(n))
+    console.print(table)
+    if summary["miscompiles"]:
+        raise typer.Exit(1)
+
+
+@dataclass
+class _Verified:
+    ok: bool
+    outcome: str
+    reference_text: str = ""
+    detail: str = ""
+    reproducer: str = ""
+    fallback_ir: str = ""
+
+
+def _verify_optimized(ir, tc, compiler, modules, report, source: Path) -> _Verified:
+    """Differential test of what optimize is about to write; a reproducer on mismatch."""
+    import json
+
+    from passlm.files import atomic_write, safe_filename
+    from passlm.optimize.pipeline import WHOLE_MODULE_OZ
+    from passlm.verify.differential import NO_ORACLE, Program
+
+    program = Program(ir, tc, name=str(source), modules=modules)
+    verdict = program.compare(report.optimized_ir)
+    if verdict.outcome == NO_ORACLE:
+        return _Verified(True, "not checked: the -O0 program does not finish in time")
+    ref = verdict.reference.describe()
+    if verdict.ok:
+        return _Verified(True, "same output and exit status as -O0", ref)
+    out = Path(f"passlm-mismatch-{safe_filename(source.stem)}")
+    out.mkdir(exist_ok=True)
+    atomic_write(out / "program.ll", ir)
+    atomic_write(out / "optimized.ll", report.optimized_ir)
+    lists = {name: str(p) for name, p in report.lists().items()}
+    atomic_write(out / "lists.json", json.dumps(lists, indent=1) + "\n")
+    atomic_write(out / "expected.txt", verdict.reference.stdout)
+    atomic_write(out / "actual.txt", verdict.candidate.stdout)
+    if report.output_kind == WHOLE_MODULE_OZ:
+        raise PasslmError(
+            f"{source}: -Oz itself changes the program's behaviour (LLVM bug?); "
+            f"reproducer in {out}; nothing written"
+        )
+    detail = f"-O0: {ref}; optimized: {verdict.candidate.describe()}"
+    whole = compiler.run(ir, "-Oz", want_ir=True)
+    return _Verified(False, "different", ref, detail, str(out), whole.ir or "")
 
 
 @app.command("version")
@@ -349,6 +693,7 @@ def autotune_cmd(
     ] = None,
     workers: Workers = None,
     timeout: Timeout = 60.0,
+    memory_mb: MemoryMB = 4096,
     ray: Annotated[bool, typer.Option("--ray", help="Compile on a Ray cluster.")] = False,
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="Ray cluster address (default: local).")
@@ -380,7 +725,7 @@ def autotune_cmd(
 
         compiler = RayCompiler(tc, address=ray_address, timeout=timeout)
     else:
-        compiler = WorkerPool(tc, workers=workers, timeout=timeout)
+        compiler = WorkerPool(tc, workers=workers, timeout=timeout, memory_mb=memory_mb)
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),
@@ -806,8 +1151,20 @@ def model_export_cmd(
     err_console.print(f"wrote {path} ({size:.1f} MiB, {dtype})")
 
 
+class Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C (workers stopped, no partial files, work resumable)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
+    import signal
+    import sqlite3
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except PasslmError as exc:
@@ -815,9 +1172,21 @@ def main() -> None:
             f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
         )
         sys.exit(2)
+    except Terminated:
+        err_console.print("terminated; run the same command again to resume")
+        sys.exit(143)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print("interrupted; run the same command again to resume")
         sys.exit(130)
+    except (OSError, sqlite3.Error) as exc:
+        # a full disk, a file size limit, a vanished directory: one line, not a traceback;
+        # outputs are written atomically and stores commit as they go, so nothing is lost
+        what = f"{exc.filename}: {exc.strerror}" if getattr(exc, "filename", None) else str(exc)
+        kind = "result store" if isinstance(exc, sqlite3.Error) else "file system"
+        err_console.print(
+            f"[bold red]error:[/] {kind}: {escape(what)}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ def first_error_line(stderr: bytes | str) -> str:
     return lines[0] if lines else ""
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kill a child started with ``start_new_session`` and everything it started; reap it."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -88,14 +89,14 @@ def run_command(
     try:
         out, err = proc.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        kill_group(proc)
         proc.communicate()
         raise CommandTimeout(
             f"{argv[0]} timed out after {timeout:g}s: {shlex.join(argv)}"
         ) from None
     except BaseException:
         # KeyboardInterrupt or anything else: never leave an orphan behind.
-        _kill_group(proc)
+        kill_group(proc)
         raise
     result = Completed(argv, proc.returncode, out, err)
     if check and proc.returncode != 0:

@@ -41,6 +41,9 @@ from passlm.llvm.toolchain import Toolchain
 from passlm.process import describe_status
 
 STARTUP_TIMEOUT = 60.0
+# A worker starts at ~210 MiB of address space; big -O3 compiles stay well under 1 GiB. The cap
+# turns a runaway compile into that task's crash instead of the machine's out-of-memory killer.
+DEFAULT_MEMORY_MB = 4096
 FLUSH_SECONDS = 0.05  # a worker sends partial results at least this often
 
 # A chunk: the IR shared by its tasks, and (task index, pass list, want_ir) for each.
@@ -166,12 +169,14 @@ class WorkerPool(Compiler):
         timeout: float = DEFAULT_TIMEOUT,
         chunk_size: int = 32,
         cache_size: int = 32,
-        memory_mb: int = 0,
+        memory_mb: int = DEFAULT_MEMORY_MB,
     ) -> None:
         if workers is not None and workers < 1:
             raise PasslmError(f"workers must be at least 1, got {workers}")
         if timeout <= 0:
             raise PasslmError(f"timeout must be positive, got {timeout}")
+        if memory_mb < 0:
+            raise PasslmError(f"memory cap must be 0 (none) or positive, got {memory_mb} MiB")
         self.version = toolchain.version
         self.toolchain = toolchain
         self.n_workers = workers or os.cpu_count() or 1

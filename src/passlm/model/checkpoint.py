@@ -58,6 +58,9 @@ def _existing_dir(final: Path) -> Path | None:
 
 
 def _write_model_files(model, tokenizer, path: Path, meta: dict[str, Any]) -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     model.save_pretrained(path, safe_serialization=True)
     save_tokenizer(tokenizer, path / TOKENIZER_FILE)
     atomic_write(path / META_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -75,7 +78,9 @@ def load(path: str | Path, *, device: str | torch.device = "cpu"):
     tokenizer ``AutoTokenizer`` finds). The model is in eval mode on ``device``.
     """
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # passlm shows its own progress; keep stderr readable
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path}: no such model directory")

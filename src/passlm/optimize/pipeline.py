@@ -1,11 +1,11 @@
-"""Optimize a user's file: per-function counts and the optimized module.
+"""Optimize a user's module: every function with its own pass list, linked back together.
 
-Every function is split out and counted before and after ``-Oz`` (the baseline). With
-proposals (a model's pass list per function), each proposal is compiled too and kept where it
-beats ``-Oz`` (the paper's "-Oz backup": one extra compile per function, never worse than
-``-Oz``). The module written out is still optimized as a whole with ``-Oz``: writing each
-function with its own list needs the per-function modules linked back, which the optimize
-issue adds.
+Every function is split out and counted unoptimized and at ``-Oz`` (the baseline). A proposal
+(a model's pass list for the function) is compiled too and kept where it beats ``-Oz`` (the
+paper's "-Oz backup", never worse than ``-Oz``); a proposal on the deny list is skipped. The
+chosen per-function modules are linked back into one module (:mod:`passlm.llvm.link`). A
+whole-module ``-Oz`` can do what no per-function list can (inline across functions, delete
+unused internal ones), so it is compiled as well and written instead when it is smaller.
 """
 
 from __future__ import annotations
@@ -15,12 +15,17 @@ from dataclasses import dataclass
 
 from passlm.errors import InvalidIR
 from passlm.llvm.backend import Compiler, Result, Task
-from passlm.llvm.ir import split_functions
+from passlm.llvm.denylist import DenyList
+from passlm.llvm.ir import count_instructions, split_functions
+from passlm.llvm.link import link_functions
 from passlm.llvm.passes import PassList, parse_pass_list
 from passlm.llvm.toolchain import Toolchain
 
 NO_PASSES = PassList(())
 OZ = parse_pass_list("-Oz")
+
+PER_FUNCTION = "per-function lists"
+WHOLE_MODULE_OZ = "whole-module -Oz"
 
 
 @dataclass(frozen=True)
@@ -33,23 +38,44 @@ class FunctionReport:
     passes: str
     count: int
     compiles: int  # compiles spent beyond -Oz itself
+    note: str = ""  # why a proposal was not used, when it was not
 
 
 @dataclass(frozen=True)
 class ModuleReport:
-    """The per-function reports and the optimized whole module."""
+    """The per-function reports and the optimized module written out."""
 
     functions: tuple[FunctionReport, ...]
     o0_count: int  # whole module, unoptimized
-    count: int  # whole module, optimized
+    oz_module_count: int  # whole module at -Oz
+    linked_count: int  # per-function choices linked into one module
+    count: int  # the module written out
     optimized_ir: str
+    output_kind: str  # PER_FUNCTION or WHOLE_MODULE_OZ
+    linked_ir: str
     strategy: str
+
+    def lists(self) -> dict[str, PassList]:
+        """The pass list chosen for each function."""
+        return {f.name: parse_pass_list(f.passes) for f in self.functions}
 
 
 def _checked(result: Result, what: str) -> int:
     if not result.ok or result.count is None:
         raise InvalidIR(f"{what}: {result.error}")
     return result.count
+
+
+def _usable(proposal: PassList | None, denylist: DenyList | None) -> tuple[PassList | None, str]:
+    """The proposal worth compiling (None: -Oz alone) and a note when one was dropped."""
+    if proposal is None:
+        return None, "no proposal (too long for the model, or no valid list)"
+    if tuple(proposal) == tuple(OZ):
+        return None, ""
+    entry = denylist.find(proposal) if denylist is not None else None
+    if entry is not None:
+        return None, f"proposal {proposal} denied ({entry.kind}: {entry.passes})"
+    return proposal, ""
 
 
 def optimize_ir(
@@ -60,32 +86,51 @@ def optimize_ir(
     *,
     modules: dict[str, str] | None = None,
     strategy: str = "oz",
+    denylist: DenyList | None = None,
 ) -> ModuleReport:
     """Optimize IR text and report per function; ``proposals`` are in ``modules`` order."""
     modules = modules if modules is not None else split_functions(ir, toolchain)
-    proposals = list(proposals) if proposals is not None else [None] * len(modules)
-    if len(proposals) != len(modules):
-        raise ValueError(f"{len(proposals)} proposals for {len(modules)} functions")
-    tasks = [Task(m, p) for m in modules.values() for p in (NO_PASSES, OZ)]
-    extra = {i: len(tasks) + k for k, i in enumerate(i for i, p in enumerate(proposals) if p)}
-    tasks += [Task(m, p) for m, p in zip(modules.values(), proposals, strict=True) if p]
+    if proposals is None:
+        usable = [(None, "")] * len(modules)
+    else:
+        if len(proposals) != len(modules):
+            raise ValueError(f"{len(proposals)} proposals for {len(modules)} functions")
+        usable = [_usable(p, denylist) for p in proposals]
+    tasks = [Task(m, p, want_ir=p is OZ) for m in modules.values() for p in (NO_PASSES, OZ)]
+    extra = {i: len(tasks) + k for k, i in enumerate(i for i, (p, _) in enumerate(usable) if p)}
+    tasks += [Task(m, p, True) for m, (p, _) in zip(modules.values(), usable, strict=True) if p]
     tasks += [Task(ir, NO_PASSES), Task(ir, OZ, want_ir=True)]
     results = compiler.run_tasks(tasks)
-    functions = []
+    functions, chosen_ir = [], {}
     for i, name in enumerate(modules):
         o0 = _checked(results[2 * i], f"function {name}")
-        oz = _checked(results[2 * i + 1], f"-Oz on function {name}")
-        passes, count = str(OZ), oz
+        oz_result = results[2 * i + 1]
+        oz = _checked(oz_result, f"-Oz on function {name}")
+        passes, count, text = str(OZ), oz, oz_result.ir or ""
+        proposal, note = usable[i]
         if i in extra:
             r = results[extra[i]]
-            if r.ok and r.count is not None and r.count < oz:
-                passes, count = str(proposals[i]), r.count
-        functions.append(FunctionReport(name, o0, oz, passes, count, compiles=int(i in extra)))
+            if r.ok and r.count is not None and r.ir is not None and r.count < oz:
+                passes, count, text = str(proposal), r.count, r.ir
+            elif not r.ok:
+                note = f"proposal {proposal} failed to compile ({r.error_kind})"
+        chosen_ir[name] = text
+        functions.append(
+            FunctionReport(name, o0, oz, passes, count, compiles=int(i in extra), note=note)
+        )
+    linked = link_functions(ir, chosen_ir, toolchain)
+    linked_count = count_instructions(linked)
     whole = results[-1]
+    oz_module = _checked(whole, "-Oz on the input module")
+    per_function = linked_count <= oz_module
     return ModuleReport(
         functions=tuple(functions),
         o0_count=_checked(results[-2], "input module"),
-        count=_checked(whole, "-Oz on the input module"),
-        optimized_ir=whole.ir or "",
+        oz_module_count=oz_module,
+        linked_count=linked_count,
+        count=linked_count if per_function else oz_module,
+        optimized_ir=linked if per_function else whole.ir or "",
+        output_kind=PER_FUNCTION if per_function else WHOLE_MODULE_OZ,
+        linked_ir=linked,
         strategy=strategy,
     )
