@@ -303,3 +303,74 @@ def test_export_to_bf16_halves_the_size_and_keeps_the_answers(memorized, example
     assert [g.text for g in after] == [g.text for g in before]
     bad = passlm("model", "export", str(model_dir), "-o", str(tmp_path / "x"), "--dtype", "int3")
     assert bad.returncode == 2 and "dtype must be" in bad.stderr
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+@pytest.mark.slow
+def test_strategies_on_the_memorized_model(memorized, examples, toolchain, sample_functions):
+    from passlm.optimize.pipeline import optimize_ir
+    from passlm.optimize.strategies import parse_strategy, propose
+
+    model, tok, _ = memorized
+    irs = [sample_functions[name] for name in FUNCTIONS]
+    taught = [parse_pass_list(p) for p in PASS_LISTS]
+    predict = propose(model, tok, irs, parse_strategy("predict"))
+    assert predict == [[p] for p in taught]
+    with InProcessCompiler(toolchain) as c:
+        oz = [c.run(m, "-Oz").count for m in irs]
+        taught_counts = [c.run(m, p).count for m, p in zip(irs, taught, strict=True)]
+    assert any(t > o for t, o in zip(taught_counts, oz, strict=True))  # predict may lose to -Oz
+
+    first = propose(model, tok, irs, parse_strategy("sample-3"))
+    again = propose(model, tok, irs, parse_strategy("sample-3"))
+    assert first == again  # priority sampling: deterministic without a seed
+    for lists, greedy in zip(first, taught, strict=True):
+        assert 1 <= len(lists) <= 3 and len(set(map(str, lists))) == len(lists)
+        assert lists[0] == greedy  # the first sample is the greedy answer
+    hot = parse_strategy("sample-4", sampling="temperature", temperature=1.5, seed=3)
+    assert propose(model, tok, irs, hot) == propose(model, tok, irs, hot)  # same seed, same lists
+
+    for name, strategy in (("predict", "predict"), ("backup", "oz-backup"), ("s3", "sample-3")):
+        spec = parse_strategy(strategy)
+        lists = propose(model, tok, irs, spec)
+        for fn, ir_fn, cand, o, t in zip(FUNCTIONS, irs, lists, oz, taught_counts, strict=True):
+            with InProcessCompiler(toolchain) as c:
+                report = optimize_ir(
+                    ir_fn, toolchain, c, [cand], modules={fn: ir_fn}, predict=spec.predict_only
+                )
+            (f,) = report.functions
+            if strategy == "predict":
+                assert f.compiles == 0 and f.passes == str(cand[0]) and f.count == t, name
+            else:
+                assert f.count <= o and f.count <= t, name
+                assert f.compiles == len([p for p in cand if str(p) != "-Oz"]), name
+
+
+def test_constrained_decoding_never_yields_an_invalid_list(tokenizer, examples):
+    from passlm.model.constrained import PassListConstraint, priority_sample
+
+    torch.manual_seed(0)
+    from transformers import LlamaForCausalLM
+
+    preset = mc.load_preset("cpu-tiny")
+    untrained = LlamaForCausalLM(mc.llama_config(preset, tokenizer.get_vocab_size())).eval()
+    constraint = PassListConstraint(tokenizer)
+    prompt = examples[0].prompt
+    free = generate(untrained, tokenizer, [prompt], until=PASSES, max_new_tokens=24)[0]
+    assert fmt.parse_answer(free.text).passes is None  # an untrained model writes junk
+    unique = priority_sample(untrained, tokenizer, prompt, 12, constraint=constraint)
+    drawn = generate(
+        untrained, tokenizer, [prompt] * 12, until=PASSES, sample=True, seed=1,
+        constraint=constraint, temperature=2.0,
+    )  # fmt: skip
+    texts = [s.text for s in unique] + [g.text for g in drawn]
+    assert len(unique) == 12 and len({s.tokens for s in unique}) == 12
+    for text in texts:
+        parsed = fmt.parse_answer(text)
+        assert parsed.passes is not None, (text, parsed.pass_error)
+    banned = PassListConstraint(tokenizer, frozenset({"instcombine", "-O2"}))
+    for s in priority_sample(untrained, tokenizer, prompt, 12, constraint=banned):
+        passes = fmt.parse_answer(s.text).passes
+        assert "instcombine" not in passes.passes and "-O2" not in passes.passes

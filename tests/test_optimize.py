@@ -49,7 +49,7 @@ def test_a_proposal_that_crashes_llvm_falls_back_to_oz(toolchain):
         assert pool.restarts == 1  # the crash took a worker down, not us
     (f,) = report.functions
     assert f.passes == "-Oz" and f.count == f.oz_count and f.compiles == 1
-    assert "failed to compile (crash)" in f.note
+    assert f"failed to compile: {CRASHING} (crash)" in f.note
 
 
 def _inputs(root: Path, copies: int = 0) -> Path:

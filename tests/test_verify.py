@@ -267,3 +267,23 @@ def test_optimize_verify_writes_a_checked_per_function_module(tmp_path, toolchai
     assert execute(out.read_text(), toolchain).stdout.startswith(EXPECTED)
     no_main = passlm("optimize", str(FIXTURES / "sample.cpp"), "--no-model", "--verify")
     assert no_main.returncode == 2 and "needs a program with a main" in no_main.stderr
+
+
+@pytest.mark.slow
+def test_optimize_verifies_ll_and_bc_inputs_with_every_strategy(tmp_path, toolchain, sample_ir):
+    import subprocess
+
+    ll = tmp_path / "sample.ll"
+    ll.write_text(sample_ir)
+    bc = tmp_path / "sample.bc"
+    subprocess.run([toolchain.llvm_as, str(ll), "-o", str(bc)], check=True)
+    for source, strategy in ((ll, "predict"), (bc, "sample-3"), (bc, "oz-backup")):
+        out = tmp_path / f"out-{strategy}.ll"
+        res = passlm("optimize", str(source), "-s", strategy, "--verify", "-o", str(out), "-j", "1")
+        assert res.returncode == 0, res.stderr
+        assert "verify: same output" in " ".join(res.stderr.split())
+        assert execute(out.read_text(), toolchain).stdout.startswith(EXPECTED)
+    bad = passlm("optimize", str(ll), "-s", "sample-0")
+    assert bad.returncode == 2 and "sample-N needs 1 <= N" in bad.stderr
+    bad = passlm("optimize", str(ll), "-s", "best")
+    assert bad.returncode == 2 and "unknown strategy 'best'" in bad.stderr

@@ -169,6 +169,28 @@ def optimize_cmd(
         typer.Option("--model", help="Model directory (default: the model shipped with passlm)."),
     ] = None,
     no_model: Annotated[bool, typer.Option("--no-model", help="Use -Oz only.")] = False,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy",
+            "-s",
+            help="predict (0 compiles, may lose to -Oz), oz-backup, or sample-N.",
+        ),
+    ] = "oz-backup",
+    sampling: Annotated[
+        str, typer.Option("--sampling", help="For sample-N: priority (unique) or temperature.")
+    ] = "priority",
+    temperature: Annotated[
+        float, typer.Option("--temperature", help="For temperature sampling.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="For temperature sampling.")] = 0,
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", help="OpenAI-compatible server (e.g. vLLM) instead of a model."),
+    ] = None,
+    endpoint_model: Annotated[
+        str, typer.Option("--endpoint-model", help="Model name to ask the endpoint for.")
+    ] = "passlm",
     verify: Annotated[
         bool,
         typer.Option(
@@ -197,18 +219,28 @@ def optimize_cmd(
     if batch and output is not None and output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a directory")
     tc = _toolchain()
-    propose, strategy, model_used = None, "oz", None
-    if not no_model:
+    from passlm.optimize.strategies import parse_strategy
+
+    spec = parse_strategy(strategy, sampling=sampling, temperature=temperature, seed=seed)
+    propose, label, model_used = None, "oz", None
+    if endpoint is not None:
+        from passlm.optimize.endpoint import propose_remote
+
+        label, model_used = f"{spec.name} via {endpoint}", endpoint
+
+        def propose(modules: dict[str, str]):
+            return propose_remote(endpoint, endpoint_model, list(modules.values()), spec)
+
+    elif not no_model:
         from passlm.model import default_model_dir, load
-        from passlm.optimize.propose import greedy_pass_lists
+        from passlm.optimize.strategies import propose as model_propose
 
         model_dir = model if model is not None else default_model_dir()
         lm, tok = load(model_dir)
-        strategy = f"model greedy + -Oz backup ({model_dir.name})"
-        model_used = str(model_dir)
+        label, model_used = f"{spec.name} ({model_dir.name})", str(model_dir)
 
         def propose(modules: dict[str, str]):
-            return greedy_pass_lists(lm, tok, list(modules.values()))
+            return model_propose(lm, tok, list(modules.values()), spec, denylist=deny)
 
     with WorkerPool(tc, workers=workers, timeout=timeout, memory_mb=memory_mb) as pool:
 
@@ -220,7 +252,14 @@ def optimize_cmd(
             modules = split_functions(ir, tc)
             proposals = propose(modules) if propose is not None else None
             report = optimize_ir(
-                ir, tc, pool, proposals, modules=modules, strategy=strategy, denylist=deny
+                ir,
+                tc,
+                pool,
+                proposals,
+                modules=modules,
+                strategy=label,
+                denylist=deny,
+                predict=spec.predict_only and propose is not None,
             )
             verdict = None
             if check and has_main:
@@ -231,7 +270,7 @@ def optimize_cmd(
             provenance = {
                 "passlm_version": __version__,
                 "llvm_version": tc.version,
-                "strategy": strategy,
+                "strategy": label,
                 "model": model_used,
                 "denylist_entries": len(deny.entries),
             }

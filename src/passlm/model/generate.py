@@ -94,15 +94,19 @@ def generate(
     temperature: float = 1.0,
     top_p: float = 1.0,
     seed: int = 0,
+    constraint=None,
 ) -> list[Generation | None]:
     """Answer each prompt; ``None`` where the prompt leaves no room for an answer.
 
     Greedy by default (deterministic). ``max_new_tokens`` defaults to what the context leaves
-    for ``until="answer"`` and to a short budget for the stop-early modes.
+    for ``until="answer"`` and to a short budget for the stop-early modes. ``constraint`` (a
+    :class:`~passlm.model.constrained.PassListConstraint`) keeps the pass list valid.
     """
     if until not in UNTIL:
         raise ValueError(f"until must be one of {', '.join(UNTIL)}, not {until!r}")
-    from transformers import StoppingCriteriaList
+    from transformers import LogitsProcessorList, StoppingCriteriaList
+
+    from passlm.model.constrained import ConstrainedLogits
 
     context = context_size(model)
     limit = max_new_tokens or _SHORT_ANSWER_TOKENS.get(until, context)
@@ -139,6 +143,9 @@ def generate(
             eos_token_id=EOS_ID,
             pad_token_id=PAD_ID,
             stopping_criteria=stopping,
+            logits_processor=LogitsProcessorList([ConstrainedLogits(constraint, width)])
+            if constraint is not None
+            else None,
         )
         for row, i in enumerate(batch):
             answer = out[row, width:].tolist()

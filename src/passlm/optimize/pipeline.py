@@ -66,39 +66,56 @@ def _checked(result: Result, what: str) -> int:
     return result.count
 
 
-def _usable(proposal: PassList | None, denylist: DenyList | None) -> tuple[PassList | None, str]:
-    """The proposal worth compiling (None: -Oz alone) and a note when one was dropped."""
-    if proposal is None:
-        return None, "no proposal (too long for the model, or no valid list)"
-    if tuple(proposal) == tuple(OZ):
-        return None, ""
-    entry = denylist.find(proposal) if denylist is not None else None
-    if entry is not None:
-        return None, f"proposal {proposal} denied ({entry.kind}: {entry.passes})"
-    return proposal, ""
+Proposal = PassList | Sequence[PassList] | None
+
+
+def _candidates(proposal: Proposal, denylist: DenyList | None) -> tuple[list[PassList], str]:
+    """The lists worth compiling for one function (never -Oz itself) and a note on the rest."""
+    if proposal is None or (not isinstance(proposal, PassList) and not proposal):
+        return [], "no proposal (too long for the model, or no valid list)"
+    lists = [proposal] if isinstance(proposal, PassList) else list(proposal)
+    keep, denied, seen = [], [], set()
+    for passes in lists:
+        if passes.passes in seen or tuple(passes) == tuple(OZ):
+            continue
+        seen.add(passes.passes)
+        entry = denylist.find(passes) if denylist is not None else None
+        if entry is not None:
+            denied.append(f"{passes} ({entry.kind}: {entry.passes})")
+        else:
+            keep.append(passes)
+    return keep, f"denied: {', '.join(denied)}" if denied else ""
 
 
 def optimize_ir(
     ir: str,
     toolchain: Toolchain,
     compiler: Compiler,
-    proposals: Sequence[PassList | None] | None = None,
+    proposals: Sequence[Proposal] | None = None,
     *,
     modules: dict[str, str] | None = None,
     strategy: str = "oz",
     denylist: DenyList | None = None,
+    predict: bool = False,
 ) -> ModuleReport:
-    """Optimize IR text and report per function; ``proposals`` are in ``modules`` order."""
+    """Optimize IR text and report per function; ``proposals`` are in ``modules`` order.
+
+    Each proposal is one list or several candidates (best first). The candidates and ``-Oz``
+    are compiled and the fewest instructions kept (ties: ``-Oz``, then the earlier candidate).
+    With ``predict`` the first candidate is used even where ``-Oz`` is better.
+    """
     modules = modules if modules is not None else split_functions(ir, toolchain)
     if proposals is None:
-        usable = [(None, "")] * len(modules)
+        usable: list[tuple[list[PassList], str]] = [([], "")] * len(modules)
     else:
         if len(proposals) != len(modules):
             raise ValueError(f"{len(proposals)} proposals for {len(modules)} functions")
-        usable = [_usable(p, denylist) for p in proposals]
+        usable = [_candidates(p, denylist) for p in proposals]
     tasks = [Task(m, p, want_ir=p is OZ) for m in modules.values() for p in (NO_PASSES, OZ)]
-    extra = {i: len(tasks) + k for k, i in enumerate(i for i, (p, _) in enumerate(usable) if p)}
-    tasks += [Task(m, p, True) for m, (p, _) in zip(modules.values(), usable, strict=True) if p]
+    slots: list[list[int]] = []
+    for module, (lists, _) in zip(modules.values(), usable, strict=True):
+        slots.append(list(range(len(tasks), len(tasks) + len(lists))))
+        tasks += [Task(module, passes, want_ir=True) for passes in lists]
     tasks += [Task(ir, NO_PASSES), Task(ir, OZ, want_ir=True)]
     results = compiler.run_tasks(tasks)
     functions, chosen_ir = [], {}
@@ -107,22 +124,27 @@ def optimize_ir(
         oz_result = results[2 * i + 1]
         oz = _checked(oz_result, f"-Oz on function {name}")
         passes, count, text = str(OZ), oz, oz_result.ir or ""
-        proposal, note = usable[i]
-        if i in extra:
-            r = results[extra[i]]
-            if r.ok and r.count is not None and r.ir is not None and r.count < oz:
-                passes, count, text = str(proposal), r.count, r.ir
-            elif not r.ok:
-                note = f"proposal {proposal} failed to compile ({r.error_kind})"
+        lists, note = usable[i]
+        failed = []
+        for k, (candidate, slot) in enumerate(zip(lists, slots[i], strict=True)):
+            r = results[slot]
+            if not r.ok or r.count is None or r.ir is None:
+                failed.append(f"{candidate} ({r.error_kind})")
+                continue
+            if (predict and k == 0) or r.count < count:
+                passes, count, text = str(candidate), r.count, r.ir
+            if predict:
+                break
+        if failed:
+            note = "; ".join([*filter(None, [note]), f"failed to compile: {', '.join(failed)}"])
+        spent = len(lists) - (1 if predict and lists else 0)
         chosen_ir[name] = text
-        functions.append(
-            FunctionReport(name, o0, oz, passes, count, compiles=int(i in extra), note=note)
-        )
+        functions.append(FunctionReport(name, o0, oz, passes, count, compiles=spent, note=note))
     linked = link_functions(ir, chosen_ir, toolchain)
     linked_count = count_instructions(linked)
     whole = results[-1]
     oz_module = _checked(whole, "-Oz on the input module")
-    per_function = linked_count <= oz_module
+    per_function = predict or linked_count <= oz_module  # predict: the prediction, as asked
     return ModuleReport(
         functions=tuple(functions),
         o0_count=_checked(results[-2], "input module"),

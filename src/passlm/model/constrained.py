@@ -1,0 +1,179 @@
+"""Decoding constrained to valid pass lists, and deterministic unique (priority) sampling.
+
+The IR tokenizer keeps every pass name a single token: ``Run passes `␣-mem2reg␣ -gvn␣`␣``
+is the opener, ``-mem2reg`` (first pass), `` -gvn`` (later passes) and the closing backtick.
+:class:`PassListConstraint` masks every other token while a pass list is being written, and an
+O-level already used, so no proposal is wasted on an invalid list.
+
+:func:`priority_sample` is Priority Sampling (Grubisic et al., 2024): the first sample is the
+greedy answer; every later one expands the most probable prefix not yet taken (a branch left
+at some step of an earlier sample) and completes it greedily. Samples are unique, come in
+(approximately) decreasing probability, and are deterministic: no seed is involved.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+from dataclasses import dataclass
+
+import torch
+
+from passlm.data.format import PASSES_CLOSE, PASSES_OPEN
+from passlm.errors import PasslmError
+from passlm.llvm.passes import ALL_ACTIONS, O_LEVELS
+from passlm.model.config import BOS_ID
+
+MAX_PASSES = 24  # longest list decoded (autotuned lists have at most 8 actions)
+
+
+class PassListConstraint:
+    """Which tokens may come next while an answer's pass list is being written."""
+
+    def __init__(self, tokenizer, banned: frozenset[str] = frozenset()) -> None:
+        vocab = tokenizer.get_vocab()
+        self.open_id = vocab.get(PASSES_OPEN)
+        self.close_id = vocab.get(PASSES_CLOSE)
+        first = {vocab.get(f"{_spelled(a)}") for a in ALL_ACTIONS}
+        later = {vocab.get(f" {_spelled(a)}") for a in ALL_ACTIONS}
+        if self.open_id is None or self.close_id is None or None in first or None in later:
+            raise PasslmError(
+                "the model's tokenizer does not keep pass names whole; constrained decoding "
+                "needs a passlm IR tokenizer (passlm tokenizer train)"
+            )
+        # passes never to propose (deny-list entries that match any list running them)
+        gone = {vocab.get(f"{p}{_spelled(a)}") for a in banned for p in ("", " ")}
+        self.first = sorted(first - gone)  # type: ignore[operator]
+        self.later = sorted(later - gone)  # type: ignore[operator]
+        self.o_level_of = {
+            vocab[f"{p}{o}"]: o for o in O_LEVELS for p in ("", " ")
+        }  # token id -> O-level
+        self.vocab_size = tokenizer.get_vocab_size()
+
+    def allowed(self, answer: list[int]) -> list[int] | None:
+        """Token ids allowed after ``answer`` (the tokens generated so far); None: any."""
+        if not answer:
+            return [self.open_id]
+        if answer[0] != self.open_id or self.close_id in answer:
+            return None  # the list is written: the rest of the answer is free
+        passes = answer[1:]
+        if not passes:
+            return self.first
+        used = {self.o_level_of[t] for t in passes if t in self.o_level_of}
+        if len(passes) >= MAX_PASSES:
+            return [self.close_id]
+        later = [t for t in self.later if self.o_level_of.get(t) not in used]
+        return [*later, self.close_id]
+
+    def mask(self, answer: list[int], scores: torch.Tensor) -> torch.Tensor:
+        """``scores`` (one row of logits) with disallowed tokens at -inf."""
+        allowed = self.allowed(answer)
+        if allowed is None:
+            return scores
+        masked = torch.full_like(scores, float("-inf"))
+        index = torch.tensor(allowed, device=scores.device)
+        masked[index] = scores[index]
+        return masked
+
+
+def _spelled(action: str) -> str:
+    return action if action in O_LEVELS else f"-{action}"
+
+
+class ConstrainedLogits:
+    """A ``transformers`` logits processor applying :class:`PassListConstraint` per row."""
+
+    def __init__(self, constraint: PassListConstraint, start: int) -> None:
+        self.constraint, self.start = constraint, start
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(scores.shape[0]):
+            answer = input_ids[row, self.start :].tolist()
+            scores[row] = self.constraint.mask(answer, scores[row])
+        return scores
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled answer and its log-probability under the model."""
+
+    text: str
+    logprob: float
+    tokens: tuple[int, ...]
+
+
+@torch.no_grad()
+def priority_sample(
+    model,
+    tokenizer,
+    prompt: str,
+    n: int,
+    *,
+    constraint: PassListConstraint | None = None,
+    branches: int = 4,
+    max_new_tokens: int = 64,
+) -> list[Sample]:
+    """Up to ``n`` unique pass-list answers, best first (``[]`` if the prompt does not fit).
+
+    Each answer stops after the pass list's closing backtick. ``branches`` alternatives per
+    step are kept as candidate prefixes for later samples.
+    """
+    ids = [BOS_ID, *tokenizer.encode(prompt, add_special_tokens=False).ids]
+    context = int(model.config.max_position_embeddings)
+    if len(ids) + 16 > context:
+        return []
+    budget = min(max_new_tokens, context - len(ids))
+    device = next(model.parameters()).device
+    out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
+    prompt_cache, prompt_logits = out.past_key_values, out.logits[0, -1]
+    stop = constraint.close_id if constraint is not None else tokenizer.token_to_id(PASSES_CLOSE)
+    heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, 0, ())]  # (-logprob, tie, prefix)
+    tie = 1
+    samples: list[Sample] = []
+    seen: set[tuple[int, ...]] = set()
+    while heap and len(samples) < n:
+        neg, _, prefix = heapq.heappop(heap)
+        if prefix in seen:
+            continue
+        logprob = -neg
+        answer = list(prefix)
+        if prefix:
+            cache = copy.deepcopy(prompt_cache)
+            step = model(
+                input_ids=torch.tensor([answer], device=device),
+                past_key_values=cache,
+                use_cache=True,
+            )
+            cache, logits = step.past_key_values, step.logits[0, -1]
+        else:
+            cache, logits = copy.deepcopy(prompt_cache), prompt_logits
+        while True:
+            if (answer and answer[-1] == stop) or len(answer) >= budget:
+                break
+            scores = logits.float()
+            if constraint is not None:  # renormalized over the allowed tokens
+                scores = constraint.mask(answer, scores)
+            logp = torch.log_softmax(scores, dim=-1)
+            top = torch.topk(logp, k=min(branches + 1, logp.shape[0]))
+            choices = [(float(v), int(t)) for v, t in zip(top.values, top.indices, strict=True)]
+            choices = [(v, t) for v, t in choices if v > float("-inf")]
+            if not choices:
+                break
+            best_v, best_t = choices[0]
+            for v, t in choices[1:]:
+                heapq.heappush(heap, (-(logprob + v), tie, (*answer, t)))
+                tie += 1
+            answer.append(best_t)
+            logprob += best_v
+            step = model(
+                input_ids=torch.tensor([[best_t]], device=device),
+                past_key_values=cache,
+                use_cache=True,
+            )
+            cache, logits = step.past_key_values, step.logits[0, -1]
+        key = tuple(answer)
+        if key in seen:
+            continue
+        seen.add(key)
+        samples.append(Sample(tokenizer.decode(answer, skip_special_tokens=True), logprob, key))
+    return samples

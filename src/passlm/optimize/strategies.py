@@ -1,0 +1,158 @@
+"""Inference strategies: how many pass lists the model proposes per function, and how.
+
+* ``predict``: the greedy list, used as it is: zero extra compiles, may lose to ``-Oz``.
+* ``oz-backup``: the greedy list, compiled; ``-Oz`` kept where it is better (1 compile).
+* ``sample-N``: N unique lists, compiled, the best kept, ``-Oz`` always a candidate. The lists
+  come from priority sampling (deterministic, unique, most probable first; the default) or
+  from temperature sampling with a seed.
+
+Decoding is constrained to valid pass names when the tokenizer keeps them whole (passlm's IR
+tokenizer does), so no proposal is an invalid list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from passlm.data.format import parse_answer, render_prompt
+from passlm.errors import InputError, PasslmError
+from passlm.llvm.denylist import DenyList
+from passlm.llvm.passes import PassList
+
+PREDICT, OZ_BACKUP, SAMPLE = "predict", "oz-backup", "sample"
+SAMPLINGS = ("priority", "temperature")
+_SPEC = re.compile(r"^(predict|oz-backup|sample-(\d+))$")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A parsed ``--strategy``: its kind, and for sampling how many and how."""
+
+    kind: str
+    n: int = 1
+    sampling: str = "priority"
+    temperature: float = 1.0
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        """``predict``, ``oz-backup``, ``sample-10`` or ``sample-10 (temperature 0.8)``."""
+        if self.kind != SAMPLE:
+            return self.kind
+        if self.sampling == "temperature":
+            return f"sample-{self.n} (temperature {self.temperature:g}, seed {self.seed})"
+        return f"sample-{self.n}"
+
+    @property
+    def predict_only(self) -> bool:
+        """True for ``predict``: the list is used even where -Oz is better."""
+        return self.kind == PREDICT
+
+
+def parse_strategy(
+    text: str, *, sampling: str = "priority", temperature: float = 1.0, seed: int = 0
+) -> Strategy:
+    """``predict``, ``oz-backup`` or ``sample-N``; a clear error for anything else."""
+    m = _SPEC.match(text.strip())
+    if m is None:
+        raise InputError(f"unknown strategy {text!r} (expected predict, oz-backup or sample-N)")
+    if sampling not in SAMPLINGS:
+        raise InputError(f"unknown sampling {sampling!r} (expected priority or temperature)")
+    if not temperature > 0:
+        raise InputError(f"temperature must be positive, got {temperature}")
+    if m.group(2) is None:
+        return Strategy(m.group(1))
+    n = int(m.group(2))
+    if not 1 <= n <= 1000:
+        raise InputError(f"sample-N needs 1 <= N <= 1000, got {n}")
+    return Strategy(SAMPLE, n, sampling, temperature, seed)
+
+
+def _constraint(tokenizer, denylist: DenyList | None):
+    from passlm.model.constrained import PassListConstraint
+
+    banned = frozenset(
+        name
+        for e in (denylist.entries if denylist else ())
+        if e.match == "pass"
+        for name in e.passes
+    )
+    try:
+        return PassListConstraint(tokenizer, banned)
+    except PasslmError:  # a foreign tokenizer: decode freely and drop invalid lists
+        return None
+
+
+def _allowed(lists: list[PassList], denylist: DenyList | None, n: int) -> list[PassList]:
+    return [p for p in lists if denylist is None or denylist.allows(p)][:n]
+
+
+def unique_lists(lists: Sequence[PassList | None]) -> list[PassList]:
+    """The distinct lists, first occurrence first, without the Nones."""
+    seen, out = set(), []
+    for passes in lists:
+        if passes is not None and passes.passes not in seen:
+            seen.add(passes.passes)
+            out.append(passes)
+    return out
+
+
+def propose(
+    model,
+    tokenizer,
+    irs: Sequence[str],
+    strategy: Strategy,
+    *,
+    batch_size: int = 8,
+    denylist: DenyList | None = None,
+) -> list[list[PassList]]:
+    """Candidate lists per function, best first (``[]``: too long for the model, -Oz used).
+
+    Passes the deny list bans outright are never decoded; for ``sample-N`` a few extra samples
+    stand in for lists it denies, so N lists are still compiled where the model has them.
+    """
+    from passlm.model.constrained import priority_sample
+    from passlm.model.generate import PASSES, generate
+
+    constraint = _constraint(tokenizer, denylist)
+    prompts = [render_prompt(ir) for ir in irs]
+    if strategy.kind in (PREDICT, OZ_BACKUP):
+        greedy = generate(
+            model, tokenizer, prompts, until=PASSES, batch_size=batch_size, constraint=constraint
+        )
+        return [unique_lists([parse_answer(g.text).passes]) if g else [] for g in greedy]
+    if strategy.sampling == "priority":
+        extra = strategy.n + max(2, strategy.n // 4)
+        return [
+            _allowed(
+                unique_lists(
+                    [
+                        parse_answer(s.text).passes
+                        for s in priority_sample(model, tokenizer, p, extra, constraint=constraint)
+                    ]
+                ),
+                denylist,
+                strategy.n,
+            )
+            for p in prompts
+        ]
+    repeated = [p for p in prompts for _ in range(strategy.n)]
+    drawn = generate(
+        model,
+        tokenizer,
+        repeated,
+        until=PASSES,
+        batch_size=batch_size,
+        sample=True,
+        temperature=strategy.temperature,
+        seed=strategy.seed,
+        constraint=constraint,
+    )
+    out = []
+    for i in range(len(prompts)):
+        mine = drawn[i * strategy.n : (i + 1) * strategy.n]
+        lists = unique_lists([parse_answer(g.text).passes for g in mine if g is not None])
+        out.append(_allowed(lists, denylist, strategy.n))
+    return out

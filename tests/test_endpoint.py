@@ -1,0 +1,131 @@
+"""The OpenAI-compatible endpoint client against a real local HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from passlm.llvm.passes import parse_pass_list
+from passlm.optimize.endpoint import EndpointError, completions_url, propose_remote
+from passlm.optimize.strategies import parse_strategy
+
+from .conftest import FIXTURES
+from .test_cli import passlm
+
+
+class Server:
+    """Answers each POST with the next canned reply (bytes) and keeps the requests."""
+
+    def __init__(self) -> None:
+        self.replies: list[tuple[int, bytes]] = []
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                outer.requests.append(json.loads(self.rfile.read(length)))
+                status, body = outer.replies.pop(0)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def reply(self, obj, status: int = 200) -> None:
+        body = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+        self.replies.append((status, body))
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+def completions(texts: list[str]) -> dict:
+    return {"choices": [{"index": i, "text": t} for i, t in enumerate(texts)]}
+
+
+def test_urls():
+    assert completions_url("http://h:8000") == "http://h:8000/v1/completions"
+    assert completions_url("http://h:8000/v1/") == "http://h:8000/v1/completions"
+    assert completions_url("https://h/x/v1/completions") == "https://h/x/v1/completions"
+    with pytest.raises(EndpointError, match="http:// or https://"):
+        completions_url("h:8000")
+
+
+def test_sampled_lists_come_back_per_function(server):
+    server.reply(
+        completions(
+            [
+                "Run passes `-O1 -gvn`",
+                "Run passes `-O1 -gvn`",  # a duplicate: one compile, not two
+                "Run passes `-nonsense`",  # an invalid list is dropped
+                "Run passes `-Oz`",
+                "garbage",
+                "Run passes `-sroa`",
+            ]
+        )
+    )
+    spec = parse_strategy("sample-3", sampling="temperature", temperature=0.7, seed=4)
+    lists = propose_remote(server.url, "m", ["define i32 @f() {\nret i32 0\n}\n", "x\n"], spec)
+    assert lists == [
+        [parse_pass_list("-O1 -gvn")],
+        [parse_pass_list("-Oz"), parse_pass_list("-sroa")],
+    ]
+    (request,) = server.requests
+    assert request["n"] == 3 and request["temperature"] == 0.7 and request["seed"] == 4
+    assert request["model"] == "m" and len(request["prompt"]) == 2
+    assert "define i32 @f()" in request["prompt"][0]
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "message"),
+    [
+        (b"<html>not json</html>", 200, "the reply is not JSON"),
+        ({"object": "error"}, 200, "no 'choices' list"),
+        (completions(["a", "b"]), 200, "expected 1 choices, the reply has 2"),
+        ({"choices": [{"index": 0}]}, 200, "choice 0 has no 'text'"),
+        ({"choices": [{"index": 5, "text": "x"}]}, 200, "bad 'index'"),
+        ({"error": "model not found"}, 404, "HTTP 404"),
+    ],
+)
+def test_malformed_replies_are_clear_errors(server, reply, status, message):
+    server.reply(reply, status)
+    with pytest.raises(EndpointError, match=message) as info:
+        propose_remote(server.url, "m", ["x\n"], parse_strategy("oz-backup"))
+    assert str(info.value).startswith(server.url) and "\n" not in str(info.value)
+
+
+def test_unreachable_endpoint_is_a_clear_error():
+    with pytest.raises(EndpointError, match="cannot reach the endpoint"):
+        propose_remote("http://127.0.0.1:9", "m", ["x\n"], parse_strategy("predict"))
+
+
+@pytest.mark.slow
+def test_optimize_with_an_endpoint(server):
+    functions = 8  # sample.c
+    server.reply(completions(["Run passes `-gvn -dse`"] * functions))
+    res = passlm("optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url, "-j", "1")
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stderr.split())  # rich wraps at the pipe's 80 columns
+    assert "-gvn -dse" in said and "strategy: oz-backup via http://127.0.0.1" in said
+    assert "written: per-function lists" in said
+    server.reply(b"oops")
+    bad = passlm("optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url)
+    assert bad.returncode == 2 and "the reply is not JSON" in bad.stderr
+    assert "Traceback" not in bad.stderr
