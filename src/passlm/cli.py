@@ -452,8 +452,14 @@ def verify_cmd(
     rounds: Annotated[int, typer.Option("--rounds", help="Rounds of pool lists per program.")] = 3,
     model: Annotated[
         Path | None,
-        typer.Option("--model", help="Also check a model's greedy lists ('default': shipped)."),
+        typer.Option("--model", help="Also check a model's proposals ('default': shipped)."),
     ] = None,
+    model_strategy: Annotated[
+        str,
+        typer.Option(
+            "--model-strategy", help="Which proposals: predict or sample-N (a round per rank)."
+        ),
+    ] = "sample-5",
     runner: Annotated[str, typer.Option("--runner", help="native or lli.")] = "native",
     run_timeout: Annotated[
         float, typer.Option("--run-timeout", help="Seconds a -O0 run may take.")
@@ -510,15 +516,24 @@ def verify_cmd(
     proposer = None
     if model is not None:
         from passlm.model import default_model_dir, load
-        from passlm.optimize.propose import greedy_pass_lists
+        from passlm.optimize.strategies import parse_strategy
+        from passlm.optimize.strategies import propose as model_propose
 
+        spec = parse_strategy(model_strategy)
         lm, tok = load(default_model_dir() if str(model) == "default" else model)
         lock = threading.Lock()
 
         def proposer(program):
-            with lock:
-                proposed = greedy_pass_lists(lm, tok, list(program.modules.values()))
-            return dict(zip(program.modules, proposed, strict=True))
+            with lock:  # one model, shared by the checking threads
+                proposed = model_propose(lm, tok, list(program.modules.values()), spec)
+            rounds = max((len(c) for c in proposed), default=0)
+            return [
+                {
+                    n: c[r] if r < len(c) else None
+                    for n, c in zip(program.modules, proposed, strict=True)
+                }
+                for r in range(rounds)
+            ]
 
     campaign = Campaign(
         pool, output, rounds=1 if passes is not None else rounds, seed=seed, proposer=proposer

@@ -29,7 +29,7 @@ LOG_NAME = "programs.jsonl"
 REPRODUCERS = "reproducers"
 
 Lists = dict[str, PassList | None]
-Proposer = Callable[[Program], Lists]
+Proposer = Callable[[Program], list[Lists]]  # one assignment per round
 
 
 @dataclass
@@ -122,7 +122,7 @@ class Campaign:
                 (f"pool-{r}", {n: rng.choice(self.pool) for n in names}) for r in range(self.rounds)
             ]
         if self.proposer is not None:
-            plans.append(("proposer", self.proposer(program)))
+            plans += [(f"proposer-{r}", lists) for r, lists in enumerate(self.proposer(program))]
         seen_crash: set[tuple[str, str]] = set()
         for label, lists in plans:
             verdict = program.check(lists, compiler)

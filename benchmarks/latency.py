@@ -1,0 +1,100 @@
+"""Latency of ``predict`` (one greedy, constrained pass list) against one -Oz compile.
+
+The paper's model was two orders of magnitude slower than the compiler; the target here is
+under 10x. On a seeded sample of held-out functions, times per function, side by side in one
+run on this machine: the model's greedy pass list alone (batch 1 and batched), the -Oz
+compile in process (parse, clone, run, count), and the same through ``opt-19``.
+
+    .venv/bin/python benchmarks/latency.py [--tuned data/tuned.parquet] [--sample 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from passlm.data.format import render_prompt
+from passlm.llvm.backend import InProcessCompiler, SubprocessCompiler
+from passlm.llvm.toolchain import default_toolchain
+from passlm.model import default_model_dir, load
+from passlm.model.constrained import PassListConstraint
+from passlm.model.generate import PASSES, generate
+
+console = Console(width=110)
+
+
+def timed(fn, items) -> list[float]:
+    """Seconds per item of ``fn(item)``."""
+    out = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tuned", type=Path, default=Path("data/tuned.parquet"))
+    parser.add_argument("--split", default="heldout")
+    parser.add_argument("--sample", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--model", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = [r for r in pq.read_table(args.tuned).to_pylist() if r["split"] == args.split]
+    rows = random.Random(args.seed).sample(rows, min(args.sample, len(rows)))
+    irs = [r["ir"] for r in rows]
+    model_dir = args.model or default_model_dir()
+    model, tok = load(model_dir)
+    constraint = PassListConstraint(tok)
+    tc = default_toolchain()
+    sizes = [r["o0_count"] for r in rows]
+    console.print(
+        f"{len(rows)} {args.split} functions (instructions median {statistics.median(sizes):.0f}, "
+        f"max {max(sizes)}); model {model_dir}; {args.threads} torch threads; LLVM {tc.version}"
+    )
+
+    def predict(ir: str) -> None:
+        generate(model, tok, [render_prompt(ir)], until=PASSES, constraint=constraint)
+
+    predict(irs[0])  # warm-up: first-call allocations
+    one = timed(predict, irs)
+    start = time.perf_counter()
+    generate(model, tok, [render_prompt(ir) for ir in irs], until=PASSES, constraint=constraint)
+    batched = (time.perf_counter() - start) / len(irs)
+    with InProcessCompiler(tc, cache_size=1) as inproc:
+        inproc.run(irs[0], "-Oz", want_ir=False)
+        oz = timed(lambda ir: inproc.run(ir, "-Oz", want_ir=False), irs)
+    opt = timed(lambda ir: SubprocessCompiler(tc).run(ir, "-Oz", want_ir=False), irs)
+
+    table = Table(title="milliseconds per function")
+    for col in ("what", "median", "mean", "x -Oz in process (median)"):
+        table.add_column(col, justify="left" if col == "what" else "right")
+    oz_median = statistics.median(oz)
+    for name, values in (
+        ("predict, batch 1", one),
+        ("predict, batched (8)", [batched]),
+        ("-Oz, in process", oz),
+        ("-Oz, opt-19 subprocess", opt),
+    ):
+        med = statistics.median(values)
+        table.add_row(
+            name, f"{1000 * med:.1f}", f"{1000 * statistics.mean(values):.1f}",
+            f"{med / oz_median:.1f}x",
+        )  # fmt: skip
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
