@@ -161,3 +161,19 @@ def test_batch_full_disk_is_one_line_and_keeps_finished_files(tmp_path):
     assert again.returncode == 0, again.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["done_before"], summary["optimized"]) == (1, 3)
+
+
+@pytest.mark.slow
+def test_emit_kinds_and_text_size(tmp_path, toolchain):
+    from passlm.llvm.emit import text_size
+
+    for suffix, magic in ((".o", b"\x7fELF"), (".bc", b"BC\xc0\xde"), (".ll", b"target")):
+        out = tmp_path / f"s{suffix}"
+        res = run("optimize", str(FIXTURES / "sample.c"), "--no-model", "-o", str(out), "-j", "1")
+        assert res.returncode == 0, res.stderr
+        assert out.read_bytes().startswith(magic), suffix
+        assert "object .text:" in res.stderr
+    ir = (tmp_path / "s.ll").read_text()
+    assert 0 < text_size(ir, toolchain) < 2000
+    bad = run("optimize", str(FIXTURES / "sample.c"), "--no-model", "--emit", "exe")
+    assert bad.returncode == 2 and "--emit: expected one of ll, bc, obj" in bad.stderr

@@ -43,13 +43,16 @@ def _toolchain():
     return default_toolchain()
 
 
-def _emit(text: str, output: Path | None) -> None:
+def _emit(data: str | bytes, output: Path | None) -> None:
     from passlm.files import atomic_write
 
     if output is None:
-        sys.stdout.write(text)
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(data)
     else:
-        atomic_write(output, text)
+        atomic_write(output, data)
 
 
 @app.command("ir")
@@ -202,26 +205,40 @@ def optimize_cmd(
         Path | None,
         typer.Option("--denylist", help="Deny-list JSON (default: the one shipped)."),
     ] = None,
+    emit: Annotated[
+        str | None,
+        typer.Option("--emit", help="ll, bc or obj (default: from -o's suffix, else ll)."),
+    ] = None,
     workers: Workers = None,
     timeout: Timeout = 60.0,
     memory_mb: MemoryMB = 4096,
 ) -> None:
-    """Optimize a file (or every file under a directory) for code size, reported against -Oz."""
+    """Optimize a file (or every file under a directory) for code size, reported against -Oz.
+
+    The model proposes pass lists per function (--strategy); LLVM compiles them and the best is
+    kept, never worse than -Oz unless --strategy predict is asked for.
+    """
     from passlm.llvm.denylist import load_denylist
+    from passlm.llvm.emit import EMIT_KINDS, text_size
+    from passlm.llvm.emit import emit as emit_as
     from passlm.llvm.ir import defined_functions, load_ir, split_functions
     from passlm.llvm.pool import WorkerPool
     from passlm.optimize.pipeline import optimize_ir
+    from passlm.optimize.strategies import parse_strategy
 
     deny = load_denylist(denylist)
+    spec = parse_strategy(strategy, sampling=sampling, temperature=temperature, seed=seed)
+    if emit is None:
+        suffix = output.suffix if output is not None else ""
+        emit = {".o": "obj", ".obj": "obj", ".bc": "bc"}.get(suffix, "ll")
+    if emit not in EMIT_KINDS:
+        raise InputError(f"--emit: expected one of {', '.join(EMIT_KINDS)}, not {emit!r}")
     batch = source.is_dir()
     if batch and output is None:
         raise InputError(f"{source}: a directory needs -o OUTPUT_DIRECTORY")
     if batch and output is not None and output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a directory")
     tc = _toolchain()
-    from passlm.optimize.strategies import parse_strategy
-
-    spec = parse_strategy(strategy, sampling=sampling, temperature=temperature, seed=seed)
     propose, label, model_used = None, "oz", None
     if endpoint is not None:
         from passlm.optimize.endpoint import propose_remote
@@ -274,10 +291,19 @@ def optimize_cmd(
                 "model": model_used,
                 "denylist_entries": len(deny.entries),
             }
-            _optimize_batch(source, output, optimize_one, verify, provenance)  # type: ignore[arg-type]
+
+            def measure(report) -> tuple[int, int]:
+                return text_size(report.optimized_ir, tc), text_size(report.oz_module_ir, tc)
+
+            _optimize_batch(source, output, optimize_one, verify, provenance, measure)  # type: ignore[arg-type]
             return
         report, verdict = optimize_one(source, check=verify)
     _print_module_report(report, str(source))
+    size, oz_size = text_size(report.optimized_ir, tc), text_size(report.oz_module_ir, tc)
+    change = 100 * (oz_size - size) / oz_size if oz_size else 0.0
+    err_console.print(
+        f"object .text: {size} bytes, whole-module -Oz {oz_size} bytes ({change:+.2f}% saved)"
+    )
     text = report.optimized_ir
     if verdict is not None:
         if verdict.ok:
@@ -289,9 +315,9 @@ def optimize_cmd(
                 f"whole-module -Oz instead."
             )
             text = verdict.fallback_ir
-    if output is not None:
-        _emit(text, output)
-        err_console.print(f"wrote {output}")
+    if output is not None or emit != "ll":
+        _emit(emit_as(text, emit, tc), output)
+        err_console.print(f"wrote {output or 'stdout'} ({emit})")
     if verdict is not None and not verdict.ok:
         raise typer.Exit(1)
 
@@ -345,7 +371,7 @@ def _print_module_report(report, title: str) -> None:
 
 
 def _optimize_batch(
-    source: Path, output: Path, optimize_one, verify: bool, provenance: dict
+    source: Path, output: Path, optimize_one, verify: bool, provenance: dict, measure
 ) -> None:
     """Every input file under ``source`` into ``output``, resumably, with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -381,7 +407,7 @@ def _optimize_batch(
             progress.update(bar, advance=1, status=escape(str(path.name)))
 
         result, failures = run_batch(
-            files, source, output, one, on_file=on_file, provenance=provenance
+            files, source, output, one, on_file=on_file, provenance=provenance, measure=measure
         )
     saved = result.functions_oz - result.functions_chosen
     pct = 100 * saved / result.functions_oz if result.functions_oz else 0.0
@@ -389,8 +415,8 @@ def _optimize_batch(
         f"{result.files} files: {result.optimized} optimized now, {result.done_before} done "
         f"before, {result.failed} failed; functions {result.functions_oz} instructions at -Oz "
         f"-> {result.functions_chosen} ({pct:+.2f}% saved); modules written "
-        f"{result.module_written} vs whole-module -Oz {result.module_oz}; "
-        f"summary in {output / SUMMARY}"
+        f"{result.module_written} vs whole-module -Oz {result.module_oz}; object .text "
+        f"{result.text_bytes} bytes vs {result.text_bytes_oz}; summary in {output / SUMMARY}"
     )
     for line in mismatches:
         err_console.print(f"[red]MISMATCH[/red] {escape(line)} (whole-module -Oz written)")

@@ -40,7 +40,9 @@ def find_inputs(root: Path, out: Path | None = None) -> list[Path]:
     return files
 
 
-def report_record(report: ModuleReport, source: str, provenance: dict | None = None) -> dict:
+def report_record(
+    report: ModuleReport, source: str, provenance: dict | None = None, sizes: tuple = ()
+) -> dict:
     """A module report as JSON-ready data (functions, totals, what was written, provenance)."""
     functions = [asdict(f) for f in report.functions]
     oz = sum(f.oz_count for f in report.functions)
@@ -57,6 +59,8 @@ def report_record(report: ModuleReport, source: str, provenance: dict | None = N
         "module_per_function": report.linked_count,
         "module_written": report.count,
         "written": report.output_kind,
+        "text_bytes": sizes[0] if sizes else None,
+        "text_bytes_oz": sizes[1] if sizes else None,
     } | (provenance or {})
 
 
@@ -72,6 +76,8 @@ class BatchResult:
     functions_chosen: int = 0
     module_oz: int = 0
     module_written: int = 0
+    text_bytes: int = 0
+    text_bytes_oz: int = 0
 
     def add(self, record: dict) -> None:
         """Count one file's report."""
@@ -79,6 +85,8 @@ class BatchResult:
         self.functions_chosen += record["functions_chosen"]
         self.module_oz += record["module_oz"]
         self.module_written += record["module_written"]
+        self.text_bytes += record.get("text_bytes") or 0
+        self.text_bytes_oz += record.get("text_bytes_oz") or 0
 
 
 def run_batch(
@@ -89,10 +97,12 @@ def run_batch(
     *,
     on_file: Callable[[Path, dict | None, str | None], None] | None = None,
     provenance: dict | None = None,
+    measure: Callable[[ModuleReport], tuple[int, int]] | None = None,
 ) -> tuple[BatchResult, dict[str, str]]:
     """Optimize each file not done yet; returns totals and {file: error} of the failures.
 
-    ``provenance`` (versions, model, command) goes into every report and the summary.
+    ``provenance`` (versions, model, command) goes into every report and the summary;
+    ``measure`` gives the ``.text`` bytes of the written module and of whole-module ``-Oz``.
     """
     result, failures = BatchResult(), {}
     for path in files:
@@ -119,7 +129,8 @@ def run_batch(
             if on_file is not None:
                 on_file(path, None, str(exc))
             continue
-        record = report_record(report, str(rel), provenance)
+        sizes = measure(report) if measure is not None else ()
+        record = report_record(report, str(rel), provenance, sizes)
         module_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(module_path, report.optimized_ir)
         atomic_write(report_path, json.dumps(record, indent=1) + "\n")  # last: marks it done

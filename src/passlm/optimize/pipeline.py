@@ -53,6 +53,7 @@ class ModuleReport:
     optimized_ir: str
     output_kind: str  # PER_FUNCTION or WHOLE_MODULE_OZ
     linked_ir: str
+    oz_module_ir: str  # the whole module at -Oz, the baseline of the object size
     strategy: str
 
     def lists(self) -> dict[str, PassList]:
@@ -154,5 +155,6 @@ def optimize_ir(
         optimized_ir=linked if per_function else whole.ir or "",
         output_kind=PER_FUNCTION if per_function else WHOLE_MODULE_OZ,
         linked_ir=linked,
+        oz_module_ir=whole.ir or "",
         strategy=strategy,
     )
