@@ -1,11 +1,12 @@
 """Optimize a user's module: every function with its own pass list, linked back together.
 
-Every function is split out and counted unoptimized and at ``-Oz`` (the baseline). A proposal
-(a model's pass list for the function) is compiled too and kept where it beats ``-Oz`` (the
-paper's "-Oz backup", never worse than ``-Oz``); a proposal on the deny list is skipped. The
-chosen per-function modules are linked back into one module (:mod:`passlm.llvm.link`). A
-whole-module ``-Oz`` can do what no per-function list can (inline across functions, delete
-unused internal ones), so it is compiled as well and written instead when it is smaller.
+Every function is split out and counted unoptimized and at ``-Oz`` (the baseline). The
+strategy's candidate lists for the function (:mod:`passlm.optimize.strategies`) are compiled
+too and the fewest instructions kept, ``-Oz`` included, so the result is never worse than
+``-Oz``; only ``predict`` uses its one list as it is. Deny-listed lists are skipped. The chosen
+per-function modules are linked back into one module (:mod:`passlm.llvm.link`). A whole-module
+``-Oz`` can do what no per-function list can (inline across functions, delete unused internal
+ones), so it is compiled as well and written instead when it is smaller.
 """
 
 from __future__ import annotations
