@@ -120,12 +120,15 @@ def test_unreachable_endpoint_is_a_clear_error():
 def test_optimize_with_an_endpoint(server):
     functions = 8  # sample.c
     server.reply(completions(["Run passes `-gvn -dse`"] * functions))
-    res = passlm("optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url, "-j", "1")
+    res = passlm(
+        "optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url, "-s", "oz-backup",
+        "-j", "1",
+    )  # fmt: skip
     assert res.returncode == 0, res.stderr
     said = " ".join(res.stderr.split())  # rich wraps at the pipe's 80 columns
     assert "-gvn -dse" in said and "strategy: oz-backup via http://127.0.0.1" in said
     assert "written: per-function lists" in said
     server.reply(b"oops")
-    bad = passlm("optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url)
+    bad = passlm("optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url, "-s", "predict")
     assert bad.returncode == 2 and "the reply is not JSON" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -250,7 +250,7 @@ def test_optimize_uses_the_model_and_never_loses_to_oz(memorized, toolchain, tmp
     assert [f.compiles for f in report.functions] == spent
     res = passlm("optimize", str(FIXTURES / "sample.c"), "--model", str(model_dir), "-j", "1")
     assert res.returncode == 0, res.stderr
-    assert "oz-backup" in res.stderr
+    assert "sample-10" in res.stderr  # the default strategy
     bad = passlm("optimize", str(FIXTURES / "sample.c"), "--model", str(tmp_path))
     assert bad.returncode == 2 and "not a model directory" in bad.stderr
 

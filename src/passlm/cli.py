@@ -179,7 +179,7 @@ def optimize_cmd(
             "-s",
             help="predict (0 compiles, may lose to -Oz), oz-backup, or sample-N.",
         ),
-    ] = "oz-backup",
+    ] = "sample-10",
     sampling: Annotated[
         str, typer.Option("--sampling", help="For sample-N: priority (unique) or temperature.")
     ] = "priority",
