@@ -287,3 +287,27 @@ def test_optimize_verifies_ll_and_bc_inputs_with_every_strategy(tmp_path, toolch
     assert bad.returncode == 2 and "sample-N needs 1 <= N" in bad.stderr
     bad = passlm("optimize", str(ll), "-s", "best")
     assert bad.returncode == 2 and "unknown strategy 'best'" in bad.stderr
+
+
+def test_optimize_verify_catches_a_miscompile_and_offers_oz(
+    toolchain, sample_ir, sample_functions, compiler, tmp_path, monkeypatch
+):
+    from passlm.optimize.checked import verify_optimized
+    from passlm.optimize.pipeline import PER_FUNCTION, optimize_ir
+
+    monkeypatch.chdir(tmp_path)  # the reproducer goes to the working directory
+    bad = MiscompilingCompiler(compiler)
+    lists = [[parse_pass_list("-sroa -gvn -dse")]] * len(sample_functions)
+    report = optimize_ir(
+        sample_ir, toolchain, bad, lists, modules=dict(sample_functions), predict=True
+    )
+    assert report.output_kind == PER_FUNCTION
+    verdict = verify_optimized(
+        sample_ir, toolchain, dict(sample_functions), report, tmp_path / "s.c"
+    )
+    assert not verdict.ok and "71" in verdict.detail
+    assert verdict.fallback_ir == report.oz_module_ir
+    assert execute(verdict.fallback_ir, toolchain).stdout.startswith(EXPECTED)
+    repro = tmp_path / verdict.reproducer
+    assert json.loads((repro / "lists.json").read_text())["classify"] == "-sroa -gvn -dse"
+    assert (repro / "expected.txt").read_text().startswith(EXPECTED)

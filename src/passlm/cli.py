@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -223,6 +222,7 @@ def optimize_cmd(
     from passlm.llvm.emit import emit as emit_as
     from passlm.llvm.ir import defined_functions, load_ir, split_functions
     from passlm.llvm.pool import WorkerPool
+    from passlm.optimize.checked import verify_optimized
     from passlm.optimize.pipeline import optimize_ir
     from passlm.optimize.strategies import parse_strategy
 
@@ -280,7 +280,7 @@ def optimize_cmd(
             )
             verdict = None
             if check and has_main:
-                verdict = _verify_optimized(ir, tc, pool, modules, report, path)
+                verdict = verify_optimized(ir, tc, modules, report, path)
             return report, verdict
 
         if batch:
@@ -427,37 +427,6 @@ def _optimize_batch(
         raise typer.Exit(1)
 
 
-def _pass_list_pool(path: Path) -> list:
-    """Distinct pass lists from a tuned Parquet file (best lists) or a text file (one a line)."""
-    from passlm.llvm.passes import parse_pass_list
-
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            column = pq.read_table(path, columns=["best_passes"]).column(0).to_pylist()
-        except Exception as exc:
-            raise InputError(f"{path}: not a tuned data set with best_passes: {exc}") from None
-        texts = column
-    else:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        texts = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    pool, seen = [], set()
-    for i, text in enumerate(texts):
-        try:
-            passes = parse_pass_list(text)
-        except PasslmError as exc:
-            raise InputError(f"{path}: list {i + 1}: {exc}") from None
-        if str(passes) not in seen:
-            seen.add(str(passes))
-            pool.append(passes)
-    if not pool:
-        raise InputError(f"{path}: no pass lists")
-    return pool
-
-
 @app.command("verify")
 def verify_cmd(
     programs: Annotated[
@@ -507,7 +476,7 @@ def verify_cmd(
     from passlm.llvm.ir import compile_source, load_ir
     from passlm.llvm.passes import parse_pass_list
     from passlm.llvm.pool import WorkerPool
-    from passlm.verify.campaign import Campaign, summarize
+    from passlm.verify.campaign import Campaign, load_pool, summarize
     from passlm.verify.differential import RUNNERS, Program
 
     if runner not in RUNNERS:
@@ -520,7 +489,7 @@ def verify_cmd(
         raise InputError("no programs: name files or ask for --csmith N")
     pool = [parse_pass_list(passes)] if passes is not None else []
     if lists is not None:
-        pool = _pass_list_pool(lists)
+        pool = load_pool(lists)
     tc = _toolchain()
     loaders = []
     for path in programs or []:
@@ -611,49 +580,6 @@ def verify_cmd(
     console.print(table)
     if summary["miscompiles"]:
         raise typer.Exit(1)
-
-
-@dataclass
-class _Verified:
-    ok: bool
-    outcome: str
-    reference_text: str = ""
-    detail: str = ""
-    reproducer: str = ""
-    fallback_ir: str = ""
-
-
-def _verify_optimized(ir, tc, compiler, modules, report, source: Path) -> _Verified:
-    """Differential test of what optimize is about to write; a reproducer on mismatch."""
-    import json
-
-    from passlm.files import atomic_write, safe_filename
-    from passlm.optimize.pipeline import WHOLE_MODULE_OZ
-    from passlm.verify.differential import NO_ORACLE, Program
-
-    program = Program(ir, tc, name=str(source), modules=modules)
-    verdict = program.compare(report.optimized_ir)
-    if verdict.outcome == NO_ORACLE:
-        return _Verified(True, "not checked: the -O0 program does not finish in time")
-    ref = verdict.reference.describe()
-    if verdict.ok:
-        return _Verified(True, "same output and exit status as -O0", ref)
-    out = Path(f"passlm-mismatch-{safe_filename(source.stem)}")
-    out.mkdir(exist_ok=True)
-    atomic_write(out / "program.ll", ir)
-    atomic_write(out / "optimized.ll", report.optimized_ir)
-    lists = {name: str(p) for name, p in report.lists().items()}
-    atomic_write(out / "lists.json", json.dumps(lists, indent=1) + "\n")
-    atomic_write(out / "expected.txt", verdict.reference.stdout)
-    atomic_write(out / "actual.txt", verdict.candidate.stdout)
-    if report.output_kind == WHOLE_MODULE_OZ:
-        raise PasslmError(
-            f"{source}: -Oz itself changes the program's behaviour (LLVM bug?); "
-            f"reproducer in {out}; nothing written"
-        )
-    detail = f"-O0: {ref}; optimized: {verdict.candidate.describe()}"
-    whole = compiler.run(ir, "-Oz", want_ir=True)
-    return _Verified(False, "different", ref, detail, str(out), whole.ir or "")
 
 
 @app.command("version")

@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from passlm.errors import PasslmError
+from passlm.errors import InputError, PasslmError
 from passlm.files import atomic_write, safe_filename
 from passlm.llvm.backend import Compiler
-from passlm.llvm.passes import PassList
+from passlm.llvm.passes import PassList, parse_pass_list
 from passlm.verify.differential import DIFFERENT, Program, Verdict
 
 LOG_NAME = "programs.jsonl"
@@ -72,6 +72,35 @@ def read_log(path: Path) -> dict[str, ProgramResult]:
         raw["findings"] = [Finding(**f) for f in raw.get("findings", [])]
         done[raw["program"]] = ProgramResult(**raw)
     return done
+
+
+def load_pool(path: Path) -> list[PassList]:
+    """Distinct pass lists from a tuned Parquet file (best lists) or a text file (one a line)."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            column = pq.read_table(path, columns=["best_passes"]).column(0).to_pylist()
+        except Exception as exc:
+            raise InputError(f"{path}: not a tuned data set with best_passes: {exc}") from None
+        texts = column
+    else:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        texts = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    pool, seen = [], set()
+    for i, text in enumerate(texts):
+        try:
+            passes = parse_pass_list(text)
+        except PasslmError as exc:
+            raise InputError(f"{path}: list {i + 1}: {exc}") from None
+        if str(passes) not in seen:
+            seen.add(str(passes))
+            pool.append(passes)
+    if not pool:
+        raise InputError(f"{path}: no pass lists")
+    return pool
 
 
 class Campaign:
