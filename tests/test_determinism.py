@@ -43,7 +43,7 @@ def test_batch_reports_are_identical_across_workers_and_record_provenance(tmp_pa
     record = json.loads(texts[0][2])
     assert record["passlm_version"] == __version__
     assert record["llvm_version"].startswith("19.")
-    assert record["model"].endswith("default") and record["strategy"].startswith("model greedy")
+    assert record["model"].endswith("default") and record["strategy"] == "sample-10 (default)"
 
 
 def test_campaign_draws_depend_only_on_seed_and_program(program_and_compiler, tmp_path):
