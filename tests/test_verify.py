@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -311,3 +312,34 @@ def test_optimize_verify_catches_a_miscompile_and_offers_oz(
     repro = tmp_path / verdict.reproducer
     assert json.loads((repro / "lists.json").read_text())["classify"] == "-sroa -gvn -dse"
     assert (repro / "expected.txt").read_text().startswith(EXPECTED)
+
+
+def test_a_running_program_dies_with_a_killed_parent(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pidfile = tmp_path / "pid"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "from passlm.verify.differential import run_program; "
+         f"run_program(['sh', '-c', 'echo $$ > {pidfile}; exec sleep 60'], timeout=120)"],
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    parent.send_signal(signal.SIGKILL)  # no clean-up code can run in the parent
+    parent.wait()
+    deadline = time.monotonic() + 10
+    stat = Path(f"/proc/{child}/stat")
+    while time.monotonic() < deadline:
+        try:
+            if stat.read_text().split(")")[-1].split()[0] == "Z":  # dead, not yet reaped
+                return
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the program outlived its killed parent")

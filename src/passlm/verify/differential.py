@@ -8,6 +8,7 @@ so any difference they show is a miscompilation (by LLVM, or by passlm's split a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import signal
 import subprocess
@@ -30,6 +31,7 @@ BUILD_TIMEOUT = 120.0
 RUNNERS = ("native", "lli")
 OUTPUT_LIMIT = 1 << 20  # bytes of stdout compared; a runaway printer must not fill memory
 OUTPUT_FILE_LIMIT = 64 << 20  # bytes a program may write at all
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 # Verdict.outcome values
 SAME = "same"
@@ -81,10 +83,14 @@ def build_executable(ir: str, toolchain: Toolchain, exe: Path) -> None:
 
 
 def _limit_output() -> None:
-    """In the child: a program that prints without end is stopped (SIGXFSZ), not the disk."""
+    """In the child: a program that prints without end is stopped (SIGXFSZ), not the disk;
+    and it dies with its parent, even one killed by SIGKILL (no orphan left spinning)."""
+    import ctypes
     import resource
 
     resource.setrlimit(resource.RLIMIT_FSIZE, (OUTPUT_FILE_LIMIT, OUTPUT_FILE_LIMIT))
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the parent cleans up
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def run_program(args: list[str], *, timeout: float = RUN_TIMEOUT) -> Execution:
