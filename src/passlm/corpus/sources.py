@@ -354,10 +354,12 @@ def generate_csmith(count: int, seed: int, cache: Path, jobs: int = 1) -> Resolv
     def make(s: int) -> None:
         path = directory / f"csmith-{s}.c"
         if not path.is_file():
-            # csmith writes platform.info into its working directory: keep it in the cache
-            text = run_command(
-                [exe, "--seed", str(s)], timeout=CSMITH_TIMEOUT, cwd=str(directory)
-            ).text
+            # csmith writes platform.info into its working directory: a scratch directory of
+            # its own inside the cache, so parallel runs never race on that file
+            with tempfile.TemporaryDirectory(dir=directory, prefix=".csmith-") as scratch:
+                text = run_command(
+                    [exe, "--seed", str(s)], timeout=CSMITH_TIMEOUT, cwd=scratch
+                ).text
             atomic_write(path, text)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
