@@ -206,6 +206,16 @@ def test_oz_ties_answer_oz_unless_something_beat_it():
         make_dataset(rows, oz_ir={})
 
 
+def test_deny_listed_best_lists_are_answered_with_oz():
+    sinking = dataclasses.replace(_tuned("g", "train", passes="-O1 -gvn-sink"), best_count=0)
+    rows = [*ROWS, sinking]
+    examples, report = make_dataset(rows, denied={sinking.hash: "; oz of g\n"})
+    answer = fmt.parse_answer({e.function: e for e in examples}["g"].answer)
+    assert str(answer.passes) == "-Oz" and answer.after == sinking.oz_count
+    assert answer.ir == "; oz of g\n" and report.denied == 1
+    assert make_dataset(rows)[1].denied == 0  # without a deny list the best list is taught
+
+
 def test_make_dataset_drops_long_examples():
     examples, report = make_dataset(ROWS, max_chars=1000)
     assert "b" not in {e.function for e in examples}

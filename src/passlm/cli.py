@@ -838,11 +838,17 @@ def dataset_make_cmd(
             help="Answer -Oz where nothing beat it (default), or the autotuner's tying list.",
         ),
     ] = True,
+    denylist: Annotated[
+        Path | None,
+        typer.Option("--denylist", help="Deny-list JSON (default: the one shipped)."),
+    ] = None,
     workers: Workers = None,
 ) -> None:
     """Render (prompt, answer) examples; drop, never truncate, those over the limits."""
     from passlm.data.dataset import OZ, dataset_meta, make_dataset, write_dataset
     from passlm.llvm.backend import Task
+    from passlm.llvm.denylist import load_denylist
+    from passlm.llvm.passes import parse_pass_list
     from passlm.llvm.pool import WorkerPool
     from passlm.search.tuned import read_tuned
 
@@ -852,21 +858,29 @@ def dataset_make_cmd(
 
         tok = load_tokenizer(tokenizer)
     rows, tuned_meta = read_tuned(tuned)
-    oz_ir = None
-    if oz_ties:
-        ties = [r for r in rows if 0 <= r.oz_count <= r.best_count]
-        with WorkerPool(_toolchain(), workers=workers) as pool:
-            results = pool.run_tasks([Task(r.ir, OZ, want_ir=aux) for r in ties])
-        oz_ir = {}
-        for r, res in zip(ties, results, strict=True):
-            if not res.ok or res.count != r.oz_count:
-                raise InputError(
-                    f"{tuned}: -Oz on {r.function} ({r.hash}) gave {res.count or res.error}, "
-                    f"the tuned file says {r.oz_count}; is it from another LLVM build?"
-                )
-            oz_ir[r.hash] = res.ir or ""
+    deny = load_denylist(denylist)
+    ties = [r for r in rows if 0 <= r.oz_count <= r.best_count] if oz_ties else []
+    refused = [r for r in rows if r.best_passes and not deny.allows(parse_pass_list(r.best_passes))]
+    need = {r.hash: r for r in [*ties, *refused]}
+    with WorkerPool(_toolchain(), workers=workers) as pool:
+        results = pool.run_tasks([Task(r.ir, OZ, want_ir=aux) for r in need.values()])
+    oz_of = {}
+    for r, res in zip(need.values(), results, strict=True):
+        if not res.ok or res.count != r.oz_count:
+            raise InputError(
+                f"{tuned}: -Oz on {r.function} ({r.hash}) gave {res.count or res.error}, "
+                f"the tuned file says {r.oz_count}; is it from another LLVM build?"
+            )
+        oz_of[r.hash] = res.ir or ""
+    oz_ir = {r.hash: oz_of[r.hash] for r in ties} if oz_ties else None
     examples, report = make_dataset(
-        rows, aux=aux, max_tokens=max_tokens, tokenizer=tok, max_chars=max_chars, oz_ir=oz_ir
+        rows,
+        aux=aux,
+        max_tokens=max_tokens,
+        tokenizer=tok,
+        max_chars=max_chars,
+        oz_ir=oz_ir,
+        denied={r.hash: oz_of[r.hash] for r in refused},
     )
     meta = dataset_meta(
         tuned_meta, report, tuned_path=str(tuned), command=" ".join(["passlm", *sys.argv[1:]])
@@ -878,7 +892,10 @@ def dataset_make_cmd(
             s.split, str(s.functions), str(s.kept), str(s.dropped_chars), str(s.dropped_tokens)
         )
     console.print(table)
-    err_console.print(f"wrote {output}: {len(examples)} examples")
+    err_console.print(
+        f"wrote {output}: {len(examples)} examples; {report.denied} deny-listed best lists "
+        f"answered with -Oz"
+    )
 
 
 tokenizer_app = typer.Typer(no_args_is_help=True, help="Train and measure the IR tokenizer.")

@@ -87,6 +87,7 @@ class DatasetReport:
     max_chars: int | None
     tokenizer: str | None  # tokenizer hash
     splits: tuple[SplitReport, ...]
+    denied: int = 0  # best lists on the deny list, answered with -Oz instead
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "splits": [asdict(s) for s in self.splits]}
@@ -96,8 +97,16 @@ def _split_order(split: str) -> int:
     return SPLITS.index(split) if split in SPLITS else len(SPLITS)
 
 
-def _render(row: TunedFunction, aux: bool, oz_ir: Mapping[str, str] | None) -> tuple[str, str]:
-    if oz_ir is not None and 0 <= row.oz_count <= row.best_count:
+def _render(
+    row: TunedFunction,
+    aux: bool,
+    oz_ir: Mapping[str, str] | None,
+    denied: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    if denied is not None and row.hash in denied:
+        # LLVM gets the best list wrong (deny list): never teach it; -Oz is the safe answer
+        passes, count, optimized = OZ, row.oz_count, denied[row.hash]
+    elif oz_ir is not None and 0 <= row.oz_count <= row.best_count:
         # -Oz is as good as anything found: teach -Oz (the safe answer) rather than whichever
         # shorter list happened to tie on this function.
         passes, count, optimized = OZ, row.oz_count, oz_ir.get(row.hash)
@@ -121,13 +130,15 @@ def make_dataset(
     tokenizer: Tokenizer | None = None,
     max_chars: int | None = None,
     oz_ir: Mapping[str, str] | None = None,
+    denied: Mapping[str, str] | None = None,
 ) -> tuple[list[Example], DatasetReport]:
     """Render one example per tuned function, dropping those longer than the limits.
 
     ``aux``: answers carry the optimized IR (False: pass list and counts only). ``oz_ir``
     (function hash -> its IR after -Oz): where the autotuner found nothing better than -Oz, the
     answer is -Oz (the paper's labels) instead of the best list, which then only ties. ``max_chars``
-    limits len(prompt + answer); ``max_tokens`` limits the tokens of prompt + answer + ``<s>``
+    limits len(prompt + answer); ``denied`` (function hash -> its IR after -Oz) lists the
+    functions whose best list is on the deny list: they are answered with -Oz. ``max_tokens`` limits the tokens of prompt + answer + ``<s>``
     and ``</s>``, counted with ``tokenizer`` (required then). Examples come in corpus order:
     split (train, val, test, heldout), source, file, function.
     """
@@ -139,7 +150,7 @@ def make_dataset(
     rows = sorted(
         tuned_rows, key=lambda r: (_split_order(r.split), r.split, r.source, r.file, r.function)
     )
-    rendered = [_render(r, aux, oz_ir) for r in rows]
+    rendered = [_render(r, aux, oz_ir, denied) for r in rows]
     tokens = [0] * len(rows)
     token_hash = None
     if tokenizer is not None:
@@ -182,6 +193,7 @@ def make_dataset(
         max_chars=max_chars,
         tokenizer=token_hash,
         splits=tuple(SplitReport(split, *c) for split, c in counts.items()),
+        denied=sum(r.hash in denied for r in rows) if denied else 0,
     )
     return examples, report
 
