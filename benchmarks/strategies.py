@@ -27,7 +27,6 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from passlm.data.format import parse_answer, render_prompt
 from passlm.evaluate.metrics import fraction_of, improvement
 from passlm.llvm.backend import Task
 from passlm.llvm.denylist import load_denylist
@@ -35,8 +34,7 @@ from passlm.llvm.passes import PassList, parse_pass_list
 from passlm.llvm.pool import WorkerPool
 from passlm.llvm.toolchain import default_toolchain
 from passlm.model import default_model_dir, load
-from passlm.model.constrained import PassListConstraint, priority_sample
-from passlm.model.generate import PASSES, generate
+from passlm.optimize.strategies import parse_strategy, propose
 from passlm.search.space import random_list
 
 console = Console(width=120)
@@ -69,35 +67,28 @@ def main() -> None:
     model_dir = args.model or default_model_dir()
     model, tok = load(model_dir)
     deny = load_denylist()
-    banned = frozenset(n for e in deny.entries if e.match == "pass" for n in e.passes)
-    constraint = PassListConstraint(tok, banned)
     console.print(
         f"{len(rows)} {args.split} functions of {args.tuned}; model {model_dir}; LLVM "
         f"{tc.version}; {args.threads} torch threads, {args.workers} compile workers"
     )
 
-    prompts = [render_prompt(r["ir"]) for r in rows]
+    irs = [r["ir"] for r in rows]
     start = time.perf_counter()
-    greedy = generate(model, tok, prompts, until=PASSES, constraint=constraint)
+    greedy = propose(model, tok, irs, parse_strategy("predict"), denylist=deny)
     predict_seconds = time.perf_counter() - start
     samples: list[list[PassList]] = []
     start = time.perf_counter()
+    widest = parse_strategy(f"sample-{budgets[-1]}")
     with Progress(console=console) as progress:
         bar = progress.add_task("priority sampling", total=len(rows))
-        for prompt in prompts:
-            drawn = priority_sample(model, tok, prompt, budgets[-1] + 8, constraint=constraint)
-            lists: list[PassList] = []
-            for s in drawn:
-                passes = parse_answer(s.text).passes
-                if passes is not None and deny.allows(passes) and passes not in lists:
-                    lists.append(passes)
-            samples.append(lists[: budgets[-1]])
+        for ir in irs:
+            samples += propose(model, tok, [ir], widest, denylist=deny)
             progress.advance(bar)
     sample_seconds = time.perf_counter() - start
 
     rng = random.Random(args.seed)
     randoms = [[random_list(rng, 8) for _ in range(budgets[-1])] for _ in rows]
-    predicted = [parse_answer(g.text).passes if g else None for g in greedy]
+    predicted = [lists[0] if lists else None for lists in greedy]
     tasks, index = [], {}
     for i, r in enumerate(rows):
         wanted = [*samples[i], *randoms[i], *(p for p in [predicted[i]] if p is not None)]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,37 @@ from passlm.llvm import ir as irmod
 from passlm.llvm.toolchain import Toolchain, default_toolchain
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def passlm_cmd(*args: str) -> list[str]:
+    """The command line running ``passlm ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "passlm.cli", *args]
+
+
+def run_passlm(*args: str, cwd: Path | None = None, preexec_fn=None) -> subprocess.CompletedProcess:
+    """Run ``passlm ARGS`` to completion (wide console, so rich does not wrap)."""
+    return subprocess.run(
+        passlm_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=cwd,
+        preexec_fn=preexec_fn,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def file_size_limit(limit: int):
+    """A ``preexec_fn`` standing in for a full disk: writes past ``limit`` bytes fail (EFBIG)."""
+
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
 
 
 @pytest.fixture(scope="session")

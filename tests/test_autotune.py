@@ -6,7 +6,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,25 +15,10 @@ from passlm.errors import InputError
 from passlm.search.report import summarize
 from passlm.search.tuned import read_tuned
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, file_size_limit, passlm_cmd
+from .conftest import run_passlm as run
 
 TUNE_ARGS = ["--trials", "150", "--broadcast", "20", "--seed", "5", "-j", "2"]
-
-
-def passlm_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "passlm.cli", *args]
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        passlm_cmd(*args),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -96,18 +80,7 @@ def test_killed_run_resumes_without_lost_or_repeated_work(corpus, reference, tmp
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    stored = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        if store.exists():
-            try:
-                stored = len(store_rows(store))
-            except sqlite3.OperationalError:
-                stored = 0
-            if stored >= 300:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
+    _wait_for_rows(store, proc, 300)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists()  # no partial output
@@ -239,29 +212,15 @@ def test_sigterm_stops_cleanly_and_the_run_resumes(corpus, reference, tmp_path):
     assert kept <= store_rows(store)
 
 
-def _file_size_limit(limit: int):
-    def apply() -> None:
-        import resource
-
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
-
-
 @pytest.mark.slow
 def test_full_disk_gives_one_line_and_keeps_earlier_results(corpus, reference, tmp_path):
     out = tmp_path / "tuned.parquet"
     store = tmp_path / "tuned.parquet.store.sqlite"
     # a file-size limit stands in for a full disk: the store's files stop growing mid-run
-    res = subprocess.run(
-        passlm_cmd("autotune", str(corpus), "-o", str(out), *TUNE_ARGS),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        preexec_fn=_file_size_limit(160 * 1024),
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    res = run(
+        "autotune", str(corpus), "-o", str(out), *TUNE_ARGS,
+        preexec_fn=file_size_limit(160 * 1024),
+    )  # fmt: skip
     assert res.returncode == 1, res.stderr
     assert "error: result store:" in res.stderr and "Traceback" not in res.stderr
     assert not out.exists() and _leftovers(tmp_path) == []

@@ -12,7 +12,7 @@ from passlm.llvm.passes import parse_pass_list
 from passlm.verify.campaign import Campaign
 
 from .conftest import FIXTURES
-from .test_optimize import run
+from .conftest import run_passlm as run
 
 
 @pytest.mark.slow

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,25 +16,10 @@ from passlm.llvm.passes import parse_pass_list
 from passlm.llvm.pool import WorkerPool
 from passlm.optimize.pipeline import optimize_ir
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, file_size_limit, passlm_cmd
+from .conftest import run_passlm as run
 
 CRASHING = "-jump-table-to-switch -licm -instcombine -loop-bound-split"  # SIGSEGV in LLVM 19
-
-
-def passlm_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "passlm.cli", *args]
-
-
-def run(*args: str, preexec_fn=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        passlm_cmd(*args),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        preexec_fn=preexec_fn,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def test_a_proposal_that_crashes_llvm_falls_back_to_oz(toolchain):
@@ -129,16 +112,6 @@ def test_batch_sigterm_leaves_no_partial_files_and_resumes(tmp_path):
     assert summary["done_before"] >= done and summary["files"] == 15 and summary["failed"] == 0
 
 
-def _file_size_limit(limit: int):
-    def apply() -> None:
-        import resource
-
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
-
-
 @pytest.mark.slow
 def test_batch_full_disk_is_one_line_and_keeps_finished_files(tmp_path):
     src = _inputs(tmp_path)
@@ -150,7 +123,7 @@ def test_batch_full_disk_is_one_line_and_keeps_finished_files(tmp_path):
     # ~100 KB module (the first file in order) does not
     res = run(
         "optimize", str(src), "-o", str(out), "--no-model", "-j", "1",
-        preexec_fn=_file_size_limit(32 * 1024),
+        preexec_fn=file_size_limit(32 * 1024),
     )  # fmt: skip
     assert res.returncode == 1, res.stderr
     assert "error: file system:" in res.stderr and "File too large" in res.stderr

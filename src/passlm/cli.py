@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -52,6 +53,20 @@ def _emit(data: str | bytes, output: Path | None) -> None:
             sys.stdout.write(data)
     else:
         atomic_write(output, data)
+
+
+def _status_progress():
+    """A progress bar with a count, the time left and a status text (``status=`` field)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        "{task.fields[status]}",
+        console=err_console,
+    )
 
 
 @app.command("ir")
@@ -374,8 +389,6 @@ def _optimize_batch(
     source: Path, output: Path, optimize_one, verify: bool, provenance: dict, measure
 ) -> None:
     """Every input file under ``source`` into ``output``, resumably, with a progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from passlm.optimize.batch import SUMMARY, find_inputs, run_batch
 
     files = find_inputs(source, output)
@@ -386,19 +399,10 @@ def _optimize_batch(
         report, verdict = optimize_one(path, check=verify)
         if verdict is not None and not verdict.ok:
             mismatches.append(f"{path}: {verdict.detail}; reproducer in {verdict.reproducer}")
-            import dataclasses
-
             report = dataclasses.replace(report, optimized_ir=verdict.fallback_ir)
         return report
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        "{task.fields[status]}",
-        console=err_console,
-    ) as progress:
+    with _status_progress() as progress:
         bar = progress.add_task("optimizing", total=len(files), status="")
 
         def on_file(path: Path, record: dict | None, error: str | None) -> None:
@@ -470,13 +474,11 @@ def verify_cmd(
     import json
     import threading
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from passlm.files import atomic_write
     from passlm.llvm.ir import compile_source, load_ir
     from passlm.llvm.passes import parse_pass_list
     from passlm.llvm.pool import WorkerPool
-    from passlm.verify.campaign import Campaign, load_pool, summarize
+    from passlm.verify.campaign import Campaign, load_pool, read_log, summarize
     from passlm.verify.differential import RUNNERS, Program
 
     if runner not in RUNNERS:
@@ -537,14 +539,7 @@ def verify_cmd(
         WorkerPool(tc, workers=1, timeout=timeout, memory_mb=memory_mb) for _ in range(max(1, jobs))
     ]
     try:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            "{task.fields[status]}",
-            console=err_console,
-        ) as progress:
+        with _status_progress() as progress:
             bar = progress.add_task("verifying", total=len(loaders), status="")
             found = [0]
 
@@ -558,8 +553,8 @@ def verify_cmd(
                             f" -> {f.reproducer}"
                         )
 
-            done_before = len(campaign.run([], compilers))
-            progress.update(bar, completed=min(done_before, len(loaders)))
+            logged = read_log(campaign.log_path)  # checked by an earlier run: not again
+            progress.update(bar, completed=sum(name in logged for name, _ in loaders))
             results = campaign.run(loaders, compilers, on_done=on_done)
     finally:
         for c in compilers:
@@ -1069,8 +1064,6 @@ def train_cmd(
     ] = None,
 ) -> None:
     """Train a Llama model from scratch on a data set; resumable; validates with the compiler."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from passlm.data.dataset import read_dataset
     from passlm.evaluate.curves import plot_training
     from passlm.evaluate.model_eval import from_examples
@@ -1112,14 +1105,7 @@ def train_cmd(
     tc = _toolchain()
     with (
         WorkerPool(tc, workers=1) as pool,
-        Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            "{task.fields[status]}",
-            console=err_console,
-        ) as progress,
+        _status_progress() as progress,
     ):
         bar = progress.add_task("training", total=steps, status="")
 

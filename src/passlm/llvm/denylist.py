@@ -51,6 +51,11 @@ class DenyList:
         """The first entry that denies ``passes``, or None when it may be used."""
         return next((e for e in self.entries if e.matches(passes)), None)
 
+    @property
+    def banned_passes(self) -> frozenset[str]:
+        """Passes no list may run at all (the ``"pass"`` entries): never worth decoding."""
+        return frozenset(name for e in self.entries if e.match == "pass" for name in e.passes)
+
     def allows(self, passes: PassList) -> bool:
         """True when no entry denies ``passes``."""
         return self.find(passes) is None

@@ -73,12 +73,7 @@ def parse_strategy(
 def _constraint(tokenizer, denylist: DenyList | None):
     from passlm.model.constrained import PassListConstraint
 
-    banned = frozenset(
-        name
-        for e in (denylist.entries if denylist else ())
-        if e.match == "pass"
-        for name in e.passes
-    )
+    banned = denylist.banned_passes if denylist is not None else frozenset()
     try:
         return PassListConstraint(tokenizer, banned)
     except PasslmError:  # a foreign tokenizer: decode freely and drop invalid lists

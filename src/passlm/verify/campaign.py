@@ -143,6 +143,7 @@ class Campaign:
         result = ProgramResult(program.name, oracle=program.reference is not None)
         if not result.oracle:
             return result
+        builds_before = program.builds
         rng = random.Random(f"{self.seed}:{program.name}")
         names = list(program.modules)
         plans: list[tuple[str, Lists]] = [("link", dict.fromkeys(names))]
@@ -155,7 +156,6 @@ class Campaign:
         seen_crash: set[tuple[str, str]] = set()
         for label, lists in plans:
             verdict = program.check(lists, compiler)
-            result.builds += 1
             ran = {n: p for n, p in lists.items() if p is not None and n not in verdict.failures}
             result.pairs += len(ran)
             result.lists = sorted(set(result.lists) | {str(p) for p in ran.values()})
@@ -169,7 +169,7 @@ class Campaign:
                     )
             if verdict.outcome == DIFFERENT:
                 result.findings.extend(self._localize(program, compiler, label, lists, verdict))
-                result.builds += len(lists)
+        result.builds = program.builds - builds_before  # localization and minimization too
         return result
 
     def _localize(

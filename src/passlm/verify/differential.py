@@ -9,6 +9,7 @@ so any difference they show is a miscompilation (by LLVM, or by passlm's split a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import signal
 import subprocess
@@ -169,6 +170,7 @@ class Program:
         self.runner = runner
         self.timeout = timeout
         self.modules = modules if modules is not None else split_functions(ir, toolchain)
+        self.builds = 0  # optimized versions built and run so far
 
     @functools.cached_property
     def reference(self) -> Execution | None:
@@ -206,6 +208,7 @@ class Program:
         reference = self.reference
         if reference is None:
             return Verdict(NO_ORACLE, None)
+        self.builds += 1
         run = execute(optimized_ir, self.toolchain, runner=self.runner, timeout=self.timeout * 3)
         return Verdict(SAME if run.same_as(reference) else DIFFERENT, reference, run)
 
@@ -217,9 +220,7 @@ class Program:
         linked, failures = self.optimized(lists, compiler)
         if failures and len(failures) == sum(p is not None and len(p) > 0 for p in lists.values()):
             return Verdict(COMPILE_FAILED, reference, failures=failures, linked_ir=linked)
-        run = execute(linked, self.toolchain, runner=self.runner, timeout=self.timeout * 3)
-        outcome = SAME if run.same_as(reference) else DIFFERENT
-        return Verdict(outcome, reference, run, failures, linked)
+        return dataclasses.replace(self.compare(linked), failures=failures, linked_ir=linked)
 
 
 def same_list_everywhere(program: Program, passes: PassList) -> dict[str, PassList | None]:
