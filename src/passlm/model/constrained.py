@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -124,8 +125,7 @@ def priority_sample(
         return []
     budget = min(max_new_tokens, context - len(ids))
     device = next(model.parameters()).device
-    out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
-    prompt_cache, prompt_logits = out.past_key_values, out.logits[0, -1]
+    prompt_cache, prompt_logits = _step(model, torch.tensor([ids], device=device), None)
     stop = constraint.close_id if constraint is not None else tokenizer.token_to_id(PASSES_CLOSE)
     heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, 0, ())]  # (-logprob, tie, prefix)
     tie = 1
@@ -139,12 +139,7 @@ def priority_sample(
         answer = list(prefix)
         if prefix:
             cache = copy.deepcopy(prompt_cache)
-            step = model(
-                input_ids=torch.tensor([answer], device=device),
-                past_key_values=cache,
-                use_cache=True,
-            )
-            cache, logits = step.past_key_values, step.logits[0, -1]
+            cache, logits = _step(model, torch.tensor([answer], device=device), cache)
         else:
             cache, logits = copy.deepcopy(prompt_cache), prompt_logits
         while True:
@@ -165,15 +160,24 @@ def priority_sample(
                 tie += 1
             answer.append(best_t)
             logprob += best_v
-            step = model(
-                input_ids=torch.tensor([[best_t]], device=device),
-                past_key_values=cache,
-                use_cache=True,
-            )
-            cache, logits = step.past_key_values, step.logits[0, -1]
+            cache, logits = _step(model, torch.tensor([[best_t]], device=device), cache)
         key = tuple(answer)
         if key in seen:
             continue
         seen.add(key)
         samples.append(Sample(tokenizer.decode(answer, skip_special_tokens=True), logprob, key))
     return samples
+
+
+def _step(model, input_ids: torch.Tensor, cache):
+    """One forward pass continuing ``cache`` (None: a fresh one); the new cache and the last
+    position's logits.
+
+    transformers renamed the key-value cache from ``past_key_values`` to ``cache`` (in 5.2x,
+    the old name deprecated): speak whichever this version's model takes.
+    """
+    if "cache" in inspect.signature(model.forward).parameters:
+        out = model(input_ids=input_ids, cache=cache, use_cache=True)
+        return out.cache, out.logits[0, -1]
+    out = model(input_ids=input_ids, past_key_values=cache, use_cache=True)
+    return out.past_key_values, out.logits[0, -1]
