@@ -43,6 +43,26 @@ def _toolchain():
     return default_toolchain()
 
 
+def _load_model(path: Path):
+    """(model, tokenizer) for inference; small models run on one CPU thread.
+
+    A few-million-parameter model spends its time in per-op overhead, not arithmetic: one
+    thread decodes as fast as two and does not thrash when compile workers or another job share
+    the cores (measured: 8.8 s vs 43 s for the same answers beside a busy process). Set
+    OMP_NUM_THREADS to choose otherwise.
+    """
+    import os
+
+    from passlm.model import load
+
+    lm, tok = load(path)
+    if "OMP_NUM_THREADS" not in os.environ and lm.num_parameters() < 100_000_000:
+        import torch
+
+        torch.set_num_threads(1)
+    return lm, tok
+
+
 def _emit(data: str | bytes, output: Path | None) -> None:
     from passlm.files import atomic_write
 
@@ -191,7 +211,7 @@ def optimize_cmd(
         typer.Option(
             "--strategy",
             "-s",
-            help="predict (0 compiles, may lose to -Oz), oz-backup, or sample-N.",
+            help="predict (0 compiles, may lose to -Oz), oz-backup, sample-N or feedback-K.",
         ),
     ] = "sample-10",
     sampling: Annotated[
@@ -264,17 +284,21 @@ def optimize_cmd(
             return propose_remote(endpoint, endpoint_model, list(modules.values()), spec)
 
     elif not no_model:
-        from passlm.model import default_model_dir, load
+        from passlm.model import default_model_dir
         from passlm.optimize.strategies import propose as model_propose
 
         model_dir = model if model is not None else default_model_dir()
-        lm, tok = load(model_dir)
+        lm, tok = _load_model(model_dir)
         label, model_used = f"{spec.name} ({model_dir.name})", str(model_dir)
 
         def propose(modules: dict[str, str]):
-            return model_propose(lm, tok, list(modules.values()), spec, denylist=deny)
+            return model_propose(
+                lm, tok, list(modules.values()), spec, denylist=deny, compiler=pool_of[0]
+            )
 
+    pool_of: list = []  # the compile pool, for strategies that compile while proposing
     with WorkerPool(tc, workers=workers, timeout=timeout, memory_mb=memory_mb) as pool:
+        pool_of.append(pool)
 
         def optimize_one(path: Path, *, check: bool):
             ir = load_ir(path, tc)
@@ -512,17 +536,27 @@ def verify_cmd(
             loaders.append((f"csmith-{s}.c", lambda s=s: csmith_program(s)))
     proposer = None
     if model is not None:
-        from passlm.model import default_model_dir, load
+        from passlm.model import default_model_dir
         from passlm.optimize.strategies import parse_strategy
         from passlm.optimize.strategies import propose as model_propose
 
         spec = parse_strategy(model_strategy)
-        lm, tok = load(default_model_dir() if str(model) == "default" else model)
+        if spec.kind == "feedback":
+            raise InputError(
+                f"--model-strategy: {spec.name} is not checked here (predict or sample-N)"
+            )
+        lm, tok = _load_model(default_model_dir() if str(model) == "default" else model)
         lock = threading.Lock()
+        # Csmith programs share most functions (the safe-math helpers); sampling is deterministic
+        # per module text, so each distinct module is asked once.
+        memo: dict[str, list] = {}
 
         def proposer(program):
             with lock:  # one model, shared by the checking threads
-                proposed = model_propose(lm, tok, list(program.modules.values()), spec)
+                texts = list(program.modules.values())
+                fresh = list(dict.fromkeys(t for t in texts if t not in memo))
+                memo.update(zip(fresh, model_propose(lm, tok, fresh, spec), strict=True))
+                proposed = [memo[t] for t in texts]
             rounds = max((len(c) for c in proposed), default=0)
             return [
                 {
@@ -897,6 +931,62 @@ tokenizer_app = typer.Typer(no_args_is_help=True, help="Train and measure the IR
 app.add_typer(tokenizer_app, name="tokenizer")
 
 
+@dataset_app.command("feedback")
+def dataset_feedback_cmd(
+    dataset: Annotated[Path, typer.Argument(help="Data set Parquet file (dataset make).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Feedback data set (.parquet).")],
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Model whose first answers get feedback.")
+    ] = None,
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="Splits to use (repeatable).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Only the first N examples of each split.")
+    ] = None,
+    originals: Annotated[
+        bool,
+        typer.Option("--originals/--no-originals", help="Keep the first-turn examples too."),
+    ] = True,
+    workers: Workers = None,
+) -> None:
+    """The compiler-feedback task: the model's first answer, its feedback, the right reply."""
+    from passlm.data.dataset import read_dataset, write_dataset
+    from passlm.data.feedback import feedback_examples
+    from passlm.llvm.pool import WorkerPool
+    from passlm.model import default_model_dir
+    from passlm.optimize.strategies import constraint_for
+
+    splits = split or ["train", "val"]
+    examples, meta = read_dataset(dataset)
+    chosen = [e for s in splits for e in [x for x in examples if x.split == s][:limit]]
+    if not chosen:
+        raise InputError(f"{dataset}: no examples in split(s) {', '.join(splits)}")
+    model_dir = model if model is not None else default_model_dir()
+    lm, tok = _load_model(model_dir)
+    tc = _toolchain()
+    with WorkerPool(tc, workers=workers) as pool:
+        made, summary = feedback_examples(
+            lm, tok, chosen, pool, constraint=constraint_for(tok, None)
+        )
+    rows = [*chosen, *made] if originals else made
+    write_dataset(
+        output,
+        rows,
+        {
+            **{k: meta[k] for k in ("llvm_version", "corpus", "splits") if k in meta},
+            "feedback": {**dataclasses.asdict(summary), "model": str(model_dir), "kind": "fast"},
+            "source_dataset": str(dataset),
+            "command": " ".join(["passlm", *sys.argv[1:]]),
+        },
+    )
+    console.print(
+        f"{summary.functions} functions: {summary.too_long} too long, {summary.invalid} invalid "
+        f"first lists; targets: {summary.sure} 'I am sure!', {summary.retry} 'Let me try again.'"
+    )
+    err_console.print(f"wrote {output} ({len(rows)} examples, {len(made)} with feedback)")
+
+
 @tokenizer_app.command("train")
 def tokenizer_train_cmd(
     data: Annotated[Path, typer.Argument(help="Corpus or tuned Parquet file.")],
@@ -924,90 +1014,130 @@ def tokenizer_train_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    test: Annotated[Path, typer.Option("--test", help="Data set Parquet file to evaluate on.")],
+    test: Annotated[
+        list[Path],
+        typer.Option(
+            "--test",
+            help="Test source (repeatable): data set, tuned file, corpus, or C/C++ files/dir.",
+        ),
+    ],
     model: Annotated[
         Path | None, typer.Option("--model", help="Model directory (default: the shipped one).")
     ] = None,
     split: Annotated[
-        list[str] | None, typer.Option("--split", help="Splits to use (repeatable).")
+        list[str] | None,
+        typer.Option("--split", help="Splits of data set/tuned/corpus sources (repeatable)."),
     ] = None,
+    train: Annotated[
+        str | None,
+        typer.Option(
+            "--train",
+            help="Training data to deduplicate against and retrieve from (default: the data "
+            "set the model was trained on, when found; 'none': neither).",
+        ),
+    ] = None,
+    strategies: Annotated[
+        str, typer.Option("--strategies", help="Model strategies, comma-separated.")
+    ] = "predict,oz-backup,sample-3,sample-10",
+    retrieval_k: Annotated[
+        str,
+        typer.Option("--retrieval-k", help="Neighbours of the retrieval rows, comma-separated."),
+    ] = "1,10",
+    trials: Annotated[
+        int,
+        typer.Option("--trials", help="Autotuner budget for sources without best lists."),
+    ] = 200,
     ir_functions: Annotated[
-        int, typer.Option("--ir-functions", help="Functions whose optimized IR is generated.")
+        int,
+        typer.Option(
+            "--ir-functions",
+            help="Functions (spread over the test set) whose optimized IR is generated.",
+        ),
     ] = 100,
     limit: Annotated[
-        int | None, typer.Option("--limit", help="Only the first N functions.")
+        int | None, typer.Option("--limit", help="Only the first N functions of each source.")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Generation batch.")] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="Random-search seed.")] = 0,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="JSON report (summary and functions).")
-    ] = None,
+        Path,
+        typer.Option("-o", "--output", help="Report directory (JSON, Markdown, PNG, HTML)."),
+    ] = Path("passlm-eval"),
     workers: Workers = None,
+    timeout: Timeout = 60.0,
 ) -> None:
-    """Greedy pass lists of a model on held-out functions, compiled: gain over -Oz, IR quality."""
-    import json
-
-    from passlm.data.dataset import read_dataset
-    from passlm.evaluate.model_eval import evaluate_model, from_examples, outcome_rows, summarize
-    from passlm.files import atomic_write
+    """Every strategy of a model vs -Oz, random search, retrieval and the autotuner; a report."""
+    from passlm.evaluate.baselines import Retrieval
+    from passlm.evaluate.report import write_report
+    from passlm.evaluate.suite import run_suite
+    from passlm.evaluate.testset import load_test_set, read_training, training_data_of
+    from passlm.llvm.denylist import load_denylist
     from passlm.llvm.pool import WorkerPool
-    from passlm.model import default_model_dir, load
+    from passlm.model import default_model_dir
+    from passlm.optimize.strategies import parse_strategy
 
-    splits = split or ["test"]
-    examples, _ = read_dataset(test)
-    chosen = [e for e in examples if e.split in splits][:limit]
-    if not chosen:
-        raise InputError(f"{test}: no examples in split(s) {', '.join(splits)}")
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    for name in names:
+        parse_strategy(name)  # a bad name fails before any work
+    try:
+        ks = [int(k) for k in retrieval_k.split(",") if k.strip()]
+    except ValueError:
+        raise InputError(f"--retrieval-k: expected numbers, got {retrieval_k!r}") from None
+    if any(k < 1 for k in ks):
+        raise InputError(f"--retrieval-k: neighbours must be at least 1, got {retrieval_k!r}")
+    if trials < 1:
+        raise InputError(f"--trials must be at least 1, got {trials}")
     model_dir = model if model is not None else default_model_dir()
-    lm, tok = load(model_dir)
-    functions = from_examples(chosen)
-    with WorkerPool(_toolchain(), workers=workers) as pool:
-        outcomes = evaluate_model(
-            lm, tok, functions, pool, ir_functions=ir_functions, batch_size=batch_size
+    lm, tok = _load_model(model_dir)
+    train_path = None
+    if train is None:
+        train_path = training_data_of(model_dir)
+    elif train != "none":
+        train_path = Path(train)
+    training = read_training(train_path) if train_path is not None else None
+    retrieval = Retrieval(training.irs, training.lists) if training and training.irs else None
+    tc = _toolchain()
+    with WorkerPool(tc, workers=workers, timeout=timeout) as pool, _status_progress() as progress:
+        bar = progress.add_task("loading test functions", total=None, status="")
+
+        def status(what: str, done: int, total: int) -> None:
+            progress.update(bar, description=what, completed=done, total=total)
+
+        test_set = load_test_set(
+            test, splits=split or ["test"], toolchain=tc, compiler=pool, trials=trials,
+            exclude=set(training.hashes) if training else set(),
+            training_set=training.path if training else None,
+            limit=limit, seed=seed, progress=status,
+        )  # fmt: skip
+        report, figures = run_suite(
+            test_set, lm, tok, pool, strategies=names,
+            model_name="the shipped default model" if model is None else str(model_dir),
+            retrieval=retrieval, retrieval_k=ks, ir_functions=ir_functions,
+            denylist=load_denylist(), seed=seed,
+            command=" ".join(["passlm", *sys.argv[1:]]), status=status,
+        )  # fmt: skip
+    table = Table(title=f"{report['test_set']['functions']:,} test functions vs -Oz")
+    for col in ("method", "extra compiles", "improved", "regressed", "overall", "of autotuner"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for r in report["rows"]:
+        frac = r["fraction_of_autotuner"]
+        table.add_row(
+            escape(r["method"]),
+            "-" if r["extra_compiles"] is None else f"{r['extra_compiles']:,}",
+            str(r["improved"]),
+            str(r["regressed"]),
+            f"{100 * r['overall']:+.2f}%",
+            "-" if frac is None else f"{100 * frac:.1f}%",
         )
-    summary = summarize(outcomes)
-    table = Table("metric", "value", title=f"{model_dir} on {test} ({', '.join(splits)})")
-    m, t = summary["model"], summary["autotuner"]
-    frac = summary["fraction_of_autotuner"]
-    rows = [
-        (
-            "functions (too long for the model: -Oz)",
-            f"{summary['functions']} ({summary['too_long']})",
-        ),
-        ("valid pass lists", f"{summary['valid_pass_lists_pct']:.1f}%"),
-        ("greedy vs -Oz, overall", f"{100 * m['overall']:+.2f}%"),
-        ("functions improved / regressed", f"{m['improved']} / {m['regressed']}"),
-        ("instructions saved / regressed", f"{m['saved']} / {m['lost']}"),
-        ("autotuner vs -Oz, overall", f"{100 * t['overall']:+.2f}% ({t['improved']} improved)"),
-        ("fraction of the autotuner's gain", "-" if frac is None else f"{100 * frac:.1f}%"),
-        (
-            "count MAPE before / after",
-            f"{summary['count_mape_before'] or 0:.1f}% / {summary['count_mape_after'] or 0:.1f}%",
-        ),
-        ("generated IR: functions", str(summary["ir_functions"])),
-    ]
-    if summary["ir_functions"]:
-        rows += [
-            (
-                "generated IR complete / parses",
-                f"{summary['ir_complete_pct']:.1f}% / {summary['ir_parses_pct']:.1f}%",
-            ),
-            ("exact match with the compiler", f"{summary['ir_exact_pct'] or 0:.1f}%"),
-            ("BLEU", f"{summary['ir_bleu'] or 0:.3f}"),
-        ]
-    for name, value in rows:
-        table.add_row(name, value)
     console.print(table)
-    if output is not None:
-        report = {
-            "model": str(model_dir),
-            "test": str(test),
-            "splits": splits,
-            "command": " ".join(["passlm", *sys.argv[1:]]),
-            "summary": summary,
-            "functions": outcome_rows(outcomes),
-        }
-        atomic_write(output, json.dumps(report, indent=1) + "\n")
-        err_console.print(f"wrote {output}")
+    q = report["quality"]
+    if q.get("ir_functions"):
+        console.print(
+            f"generated IR ({q['ir_functions']} functions): parses {q['ir_parses_pct']:.1f}%, "
+            f"exact {q['ir_exact_pct'] or 0:.1f}%, BLEU {q['ir_bleu'] or 0:.3f}; "
+            f"errors: {', '.join(f'{k} {v}' for k, v in q['taxonomy'].items()) or 'none'}"
+        )
+    write_report(output, report, figures)
+    err_console.print(f"wrote {output}/report.html (and report.json, report.md, figures)")
 
 
 def _eval_line(step: int, e: dict) -> str:
@@ -1062,8 +1192,15 @@ def train_cmd(
     stop_after: Annotated[
         int | None, typer.Option("--stop-after", help="End this call after N steps in total.")
     ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            "--init", help="Fine-tune: start from this model (its shape and tokenizer are used)."
+        ),
+    ] = None,
 ) -> None:
-    """Train a Llama model from scratch on a data set; resumable; validates with the compiler."""
+    """Train a Llama model on a data set (from scratch, or --init to fine-tune); resumable;
+    validates with the compiler."""
     from passlm.data.dataset import read_dataset
     from passlm.evaluate.curves import plot_training
     from passlm.evaluate.model_eval import from_examples
@@ -1088,6 +1225,16 @@ def train_cmd(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     model_preset = load_preset(preset)
+    if init is not None:
+        import json
+
+        from passlm.model.config import ModelPreset
+
+        try:
+            model_preset = ModelPreset(**json.loads((init / "passlm.json").read_text())["preset"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{init}: not a passlm model to fine-tune ({exc})") from None
+        tokenizer = tokenizer or init / "tokenizer.json"
     examples, _ = read_dataset(dataset)
     if tokenizer is None:
         output.mkdir(parents=True, exist_ok=True)
@@ -1129,6 +1276,7 @@ def train_cmd(
             stop_after=stop_after,
             meta={"command": command, "llvm_version": tc.version},
             on_step=on_step,
+            init=init,
         )
     plot = plot_training(output / LOG_FILE, output / "training.png")
     err_console.print(f"step {result.step}/{steps}; curve: {plot}")

@@ -41,9 +41,22 @@ def write_rows(
     atomic_write(path, buf.getvalue())
 
 
+def artifact_kind(path: str | Path) -> str:
+    """Which passlm artifact a Parquet file is (``corpus``, ``tuned``, ``dataset``, ...)."""
+    return str(_meta(Path(path), "artifact").get("kind", "unknown"))
+
+
 def read_meta(path: str | Path, kind: str) -> dict[str, Any]:
     """The passlm metadata of a Parquet file, checking that it is an artifact of ``kind``."""
     path = Path(path)
+    meta = _meta(path, kind)
+    if meta.get("kind") != kind:
+        found = meta.get("kind", "unknown")
+        raise InputError(f"{path}: expected a passlm {kind} file, found a {found} file")
+    return meta
+
+
+def _meta(path: Path, kind: str) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
@@ -58,9 +71,8 @@ def read_meta(path: str | Path, kind: str) -> dict[str, Any]:
         meta = json.loads(raw)
     except json.JSONDecodeError:
         raise InputError(f"{path}: corrupt passlm metadata") from None
-    if not isinstance(meta, dict) or meta.get("kind") != kind:
-        found = meta.get("kind", "unknown") if isinstance(meta, dict) else "unknown"
-        raise InputError(f"{path}: expected a passlm {kind} file, found a {found} file")
+    if not isinstance(meta, dict):
+        raise InputError(f"{path}: corrupt passlm metadata (not an object)")
     return meta
 
 

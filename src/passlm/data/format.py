@@ -174,6 +174,12 @@ def render_feedback(
     return text
 
 
+def continue_after_feedback(conversation: str, answer: str, feedback: str) -> str:
+    """The conversation so far, the model's answer (its header line) and the feedback on it:
+    the prompt of the next turn."""
+    return f"{conversation}{answer.rstrip(chr(10))}\n{feedback}"
+
+
 def render_second_answer(answer: str | None) -> str:
     """The answer after feedback: :data:`SURE` to keep the first one, else a retry."""
     return SURE if answer is None else f"{RETRY}\n{answer}"

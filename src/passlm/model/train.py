@@ -113,6 +113,24 @@ def _load_examples(data) -> tuple[list[tuple[str, str]], dict[str, Any]]:
     return [(e.prompt, e.answer) if isinstance(e, Example) else tuple(e) for e in data], {}
 
 
+def _load_initial_weights(model: torch.nn.Module, init: Path) -> None:
+    """Copy a saved model's weights into ``model`` (same shape), in ``model``'s dtype."""
+    from passlm.model.checkpoint import load as load_model
+
+    source, _ = load_model(init)
+    theirs = source.state_dict()
+    mine = model.state_dict()
+    wrong = [k for k, v in mine.items() if k not in theirs or theirs[k].shape != v.shape]
+    if wrong:
+        raise InputError(
+            f"{init}: its weights do not fit this preset and tokenizer "
+            f"({len(wrong)} tensors differ, e.g. {wrong[0]})"
+        )
+    with torch.no_grad():
+        for k, v in mine.items():
+            v.copy_(theirs[k].to(v.dtype))
+
+
 def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     # Decay matrices only: norms are scales, and weight decay on them fights the normalization.
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
@@ -166,6 +184,7 @@ def train(
     stop_after: int | None = None,
     meta: dict[str, Any] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Train ``preset`` on ``data`` (a data set file's train split, or examples) into ``out_dir``.
 
@@ -175,7 +194,8 @@ def train(
     for runs split into time slices. ``eval_fn(model, step)`` runs every ``eval_every`` steps
     and at the end, in eval mode; a dict it returns is logged. ``meta`` is added to the model's
     ``passlm.json`` (the command, LLVM version...). ``on_step(record)`` sees each step's log
-    record and each evaluation's (progress display).
+    record and each evaluation's (progress display). ``init``: start from this model's weights
+    (fine-tuning; its shape must be ``preset``'s and its vocabulary the tokenizer's).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -187,6 +207,8 @@ def train(
     from transformers import LlamaForCausalLM
 
     model = LlamaForCausalLM(model_config).to(device)
+    if init is not None:
+        _load_initial_weights(model, Path(init))
     model.train()
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
@@ -202,6 +224,7 @@ def train(
         "parameters": sum(p.numel() for p in model.parameters()),
         **{k: data_meta[k] for k in ("llvm_version", "passlm_version") if k in data_meta},
         **(meta or {}),
+        **({"init": str(init)} if init is not None else {}),
     }
 
     step = 0

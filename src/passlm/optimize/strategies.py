@@ -5,6 +5,8 @@
 * ``sample-N``: N unique lists, compiled, the best kept, ``-Oz`` always a candidate. The lists
   come from priority sampling (deterministic, unique, most probable first; the default) or
   from temperature sampling with a seed.
+* ``feedback-K``: the greedy list, then up to K rounds of compiler feedback and a new answer
+  (:mod:`passlm.optimize.feedback`); every list proposed is a candidate, as for ``sample-N``.
 
 Decoding is constrained to valid pass names when the tokenizer keeps them whole (passlm's IR
 tokenizer does), so no proposal is an invalid list.
@@ -21,9 +23,9 @@ from passlm.errors import InputError, PasslmError
 from passlm.llvm.denylist import DenyList
 from passlm.llvm.passes import PassList
 
-PREDICT, OZ_BACKUP, SAMPLE = "predict", "oz-backup", "sample"
+PREDICT, OZ_BACKUP, SAMPLE, FEEDBACK = "predict", "oz-backup", "sample", "feedback"
 SAMPLINGS = ("priority", "temperature")
-_SPEC = re.compile(r"^(predict|oz-backup|sample-(\d+))$")
+_SPEC = re.compile(r"^(predict|oz-backup|(sample|feedback)-(\d+))$")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,9 @@ class Strategy:
 
     @property
     def name(self) -> str:
-        """``predict``, ``oz-backup``, ``sample-10`` or ``sample-10 (temperature 0.8)``."""
+        """``predict``, ``oz-backup``, ``sample-10``, ``sample-10 (temperature 0.8)``, ``feedback-3``."""
+        if self.kind == FEEDBACK:
+            return f"feedback-{self.n}"
         if self.kind != SAMPLE:
             return self.kind
         if self.sampling == "temperature":
@@ -54,23 +58,30 @@ class Strategy:
 def parse_strategy(
     text: str, *, sampling: str = "priority", temperature: float = 1.0, seed: int = 0
 ) -> Strategy:
-    """``predict``, ``oz-backup`` or ``sample-N``; a clear error for anything else."""
+    """``predict``, ``oz-backup``, ``sample-N`` or ``feedback-K``; a clear error for the rest."""
     m = _SPEC.match(text.strip())
     if m is None:
-        raise InputError(f"unknown strategy {text!r} (expected predict, oz-backup or sample-N)")
+        raise InputError(
+            f"unknown strategy {text!r} (expected predict, oz-backup, sample-N or feedback-K)"
+        )
     if sampling not in SAMPLINGS:
         raise InputError(f"unknown sampling {sampling!r} (expected priority or temperature)")
     if not temperature > 0:
         raise InputError(f"temperature must be positive, got {temperature}")
     if m.group(2) is None:
         return Strategy(m.group(1))
-    n = int(m.group(2))
+    n = int(m.group(3))
+    if m.group(2) == FEEDBACK:
+        if not 1 <= n <= 10:
+            raise InputError(f"feedback-K needs 1 <= K <= 10, got {n}")
+        return Strategy(FEEDBACK, n)
     if not 1 <= n <= 1000:
         raise InputError(f"sample-N needs 1 <= N <= 1000, got {n}")
     return Strategy(SAMPLE, n, sampling, temperature, seed)
 
 
-def _constraint(tokenizer, denylist: DenyList | None):
+def constraint_for(tokenizer, denylist: DenyList | None):
+    """Constrained decoding for this tokenizer and deny list (None: a foreign tokenizer)."""
     from passlm.model.constrained import PassListConstraint
 
     banned = denylist.banned_passes if denylist is not None else frozenset()
@@ -102,22 +113,34 @@ def propose(
     *,
     batch_size: int = 8,
     denylist: DenyList | None = None,
+    compiler=None,
 ) -> list[list[PassList]]:
     """Candidate lists per function, best first (``[]``: too long for the model, -Oz used).
 
     Passes the deny list bans outright are never decoded; for ``sample-N`` a few extra samples
     stand in for lists it denies, so N lists are still compiled where the model has them.
+    ``feedback-K`` compiles while it talks to the model: it needs ``compiler``.
     """
     from passlm.model.constrained import priority_sample
     from passlm.model.generate import PASSES, generate
 
-    constraint = _constraint(tokenizer, denylist)
+    constraint = constraint_for(tokenizer, denylist)
     prompts = [render_prompt(ir) for ir in irs]
     if strategy.kind in (PREDICT, OZ_BACKUP):
         greedy = generate(
             model, tokenizer, prompts, until=PASSES, batch_size=batch_size, constraint=constraint
         )
         return [unique_lists([parse_answer(g.text).passes]) if g else [] for g in greedy]
+    if strategy.kind == FEEDBACK:
+        from passlm.optimize.feedback import feedback_loop
+
+        if compiler is None:
+            raise PasslmError("feedback-K compiles while it proposes: give it a compiler")
+        talks = feedback_loop(
+            model, tokenizer, irs, strategy.n, compiler,
+            constraint=constraint, batch_size=batch_size,
+        )  # fmt: skip
+        return [_allowed(t.lists, denylist, len(t.lists)) for t in talks]
     if strategy.sampling == "priority":
         extra = strategy.n + max(2, strategy.n // 4)
         return [

@@ -1,0 +1,193 @@
+"""One evaluation of a model on a test set: every method, IR quality, breakdowns, figures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from passlm import __version__
+from passlm.evaluate import plots
+from passlm.evaluate.baselines import Retrieval
+from passlm.evaluate.compare import (
+    AUTOTUNER,
+    SIZE_BINS,
+    Method,
+    MethodResult,
+    breakdown,
+    model_methods,
+    pass_statistics,
+    random_matched,
+    retrieval_method,
+    run_methods,
+    size_bin,
+)
+from passlm.evaluate.model_eval import EvalFunction, evaluate_model, summarize
+from passlm.evaluate.quality import taxonomy
+from passlm.evaluate.testset import TestSet
+from passlm.llvm.backend import Compiler
+
+Status = Callable[[str, int, int], None]
+
+
+def _noop(what: str, done: int, total: int) -> None:
+    pass
+
+
+def run_suite(
+    test: TestSet,
+    model,
+    tokenizer,
+    compiler: Compiler,
+    *,
+    model_name: str,
+    strategies: Sequence[str],
+    retrieval: Retrieval | None = None,
+    retrieval_k: Sequence[int] = (1, 10),
+    ir_functions: int = 100,
+    denylist=None,
+    seed: int = 0,
+    command: str = "",
+    status: Status = _noop,
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The report (a JSON-able dict) and its figures (PNG bytes by file name)."""
+    functions = test.functions
+    status("model proposals", 0, len(functions))
+    methods: list[Method] = model_methods(
+        model, tokenizer, functions, strategies, denylist=denylist, compiler=compiler,
+        progress=lambda done, total: status("model proposals", done, total),
+    )  # fmt: skip
+    notes = []
+    if retrieval is not None and len(retrieval):
+        methods += [retrieval_method(functions, retrieval, k) for k in retrieval_k]
+    else:
+        notes.append("retrieval baseline left out: no training set to retrieve from")
+    status("compiling", 0, 1)
+    results, costs = run_methods(functions, methods, compiler)
+    # random search with exactly the compiles of every method that picks the best of its lists
+    matched = [
+        random_matched(functions, r, seed=seed)
+        for r in results
+        if r.compiles is not None and not r.as_is
+    ]
+    random_results, random_costs = run_methods(functions, matched, compiler)
+    results = _ordered([*results[:-1], *random_results[:-1], results[-1]])
+    costs = {
+        "compiles": costs["compiles"] + random_costs["compiles"],
+        "compile_seconds": round(costs["compile_seconds"] + random_costs["compile_seconds"], 1),
+    }
+
+    oz = [f.oz_count for f in functions]
+    tuner = next(r for r in results if r.name == AUTOTUNER)
+    reference = tuner.row(oz, 0.0)["overall"]
+    rows = [r.row(oz, reference) for r in results]
+
+    status("generated IR", 0, 1)
+    quality = _quality(model, tokenizer, spread(functions, ir_functions), compiler)
+
+    plotted = _plotted(results)
+    by_source = breakdown(functions, results, lambda f: f.source)
+    bins = [f"{lo}+" if hi is None else f"{lo}-{hi}" for lo, hi in SIZE_BINS]
+    by_size = breakdown(functions, results, lambda f: size_bin(f.o0_count), order=bins)
+    passes = {r.name: pass_statistics(r.chosen) for r in results if r.name in plotted}
+    report = {
+        "title": f"passlm evaluation: {model_name}",
+        "model": model_name,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "passlm_version": __version__,
+        "llvm_version": compiler.version,
+        "command": command,
+        "seed": seed,
+        "test_set": {
+            "functions": len(functions),
+            "splits": test.splits,
+            "sources": test.sources,
+            "repeated": test.repeated,
+            "seen_in_training": test.seen_in_training,
+            "training_set": test.training_set,
+        },
+        "rows": rows,
+        "costs": costs,
+        "quality": quality,
+        "plotted_methods": plotted,
+        "by_source": by_source,
+        "by_size": by_size,
+        "passes": passes,
+        "notes": notes,
+        "functions": [
+            {
+                "hash": f.hash, "function": f.function, "source": f.source,
+                "o0_count": f.o0_count, "oz_count": f.oz_count,
+                **{r.name: {"count": r.counts[i], "passes": r.chosen[i]} for r in results},
+            }
+            for i, f in enumerate(functions)
+        ],
+    }  # fmt: skip
+    title = f"{len(functions):,} functions"
+    figures = {
+        "overall.png": plots.overall(rows, f"Improvement over -Oz on {title}"),
+        "by_source.png": plots.grouped(by_source, plotted, "By code base", "code base"),
+        "by_size.png": plots.grouped(by_size, plotted, "By input size", "unoptimized instructions"),
+        "pass_frequency.png": plots.pass_frequency(passes),
+        "list_length.png": plots.list_length(passes),
+    }
+    return report, figures
+
+
+def spread(items: Sequence, n: int) -> list:
+    """``n`` items evenly spaced over ``items`` (all of them if there are no more than ``n``),
+    so a subset of a test set sorted by code base still covers every code base."""
+    if n >= len(items):
+        return list(items)
+    return [items[i * len(items) // n] for i in range(max(0, n))]
+
+
+def _ordered(results: list[MethodResult]) -> list[MethodResult]:
+    """Baselines, then the model's strategies, each followed by random search at its budget;
+    the autotuner last."""
+    randoms = {r.name: r for r in results if r.name.startswith("random search")}
+    matched = set(randoms)
+    out = []
+    for group in ("baseline", "model"):
+        for r in results:
+            if r.group == group and r.name not in matched:
+                out.append(r)
+                match = randoms.pop(f"random search ({r.name} budget)", None)
+                if match is not None:
+                    out.append(match)
+    return [*out, *randoms.values(), *(r for r in results if r.group == "reference")]
+
+
+def _plotted(results: Sequence[MethodResult]) -> list[str]:
+    """The few methods the breakdown figures show: the autotuner, the model's greedy and its
+    widest sampling, and the best retrieval."""
+    names = [r.name for r in results]
+    model = [r.name for r in results if r.group == "model"]
+    retrieval = [n for n in names if n.startswith("retrieval")]
+    chosen = [AUTOTUNER]
+    if model:
+        chosen.append(model[0])
+        if model[-1] != model[0]:
+            chosen.append(model[-1])
+    if retrieval:
+        chosen.append(retrieval[-1])
+    return chosen
+
+
+def _quality(model, tokenizer, functions, compiler: Compiler) -> dict[str, Any]:
+    """Greedy full answers on ``functions``: IR parses, exact, BLEU, count errors, Table V."""
+    if not functions:
+        return {"ir_functions": 0}
+    evals = [
+        EvalFunction(f.hash, f.function, f.source, "test", f.ir, f.o0_count, f.oz_count,
+                     f.best_count)
+        for f in functions
+    ]  # fmt: skip
+    outcomes = evaluate_model(model, tokenizer, evals, compiler, ir_functions=len(evals))
+    summary = summarize(outcomes)
+    failed = [o.ir_error for o in outcomes if o.ir_generated is not None and not o.ir_parses]
+    return {
+        key: summary[key]
+        for key in ("ir_functions", "ir_complete_pct", "ir_parses_pct", "ir_exact_pct",
+                    "ir_bleu", "count_mape_before", "count_mape_after", "valid_pass_lists_pct")
+    } | {"taxonomy": taxonomy(failed), "failed": len(failed)}  # fmt: skip

@@ -1,0 +1,210 @@
+"""The evaluation report's parts: table arithmetic by hand, baselines, error taxonomy, test sets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from passlm.data import format as fmt
+from passlm.data.dataset import Example, write_dataset
+from passlm.errors import InputError
+from passlm.evaluate import quality
+from passlm.evaluate.baselines import Retrieval, ir_features, random_lists
+from passlm.evaluate.compare import (
+    Method,
+    MethodResult,
+    breakdown,
+    pass_statistics,
+    run_methods,
+    size_bin,
+)
+from passlm.evaluate.report import sections, to_html, to_markdown
+from passlm.evaluate.testset import TestFunction, load_test_set, read_training
+from passlm.llvm.backend import InProcessCompiler, Task
+from passlm.llvm.passes import PassList, parse_pass_list
+
+OZ = "-Oz"
+
+
+def _fn(h: str, o0: int, oz: int, best: int, source: str = "a", ir: str = "") -> TestFunction:
+    return TestFunction(h, f"f{h}", source, ir, o0, oz, best, OZ, None)
+
+
+def test_method_row_by_hand():
+    r = MethodResult("m", "model", [8, 20, 33, 39], [1, 2, 0, 3], ["-O1"] * 4, seconds=1.234)
+    row = r.row([10, 20, 30, 40], reference=0.04)
+    assert (row["improved"], row["regressed"], row["saved"], row["lost"]) == (2, 1, 3, 3)
+    assert (row["extra_compiles"], row["compiles_per_function"]) == (6, 1.5)
+    assert row["overall"] == 0.0 and row["fraction_of_autotuner"] == 0.0
+    assert row["seconds"] == 1.23
+    better = MethodResult("b", "model", [9, 18, 30, 40], None, [OZ] * 4).row([10, 20, 30, 40], 0.04)
+    assert better["overall"] == pytest.approx(3 / 100)
+    assert better["fraction_of_autotuner"] == pytest.approx(0.75)
+    assert better["extra_compiles"] is None and better["compiles_per_function"] is None
+    assert (
+        MethodResult("z", "model", [10], [0], [OZ]).row([10], 0.0)["fraction_of_autotuner"] is None
+    )
+
+
+def test_breakdowns_and_pass_statistics_by_hand():
+    fns = [_fn("1", 5, 4, 3, "x"), _fn("2", 30, 20, 20, "y"), _fn("3", 300, 100, 90, "x")]
+    r = MethodResult("m", "model", [4, 18, 95], [0, 0, 0], [OZ] * 3)
+    by_source = breakdown(fns, [r], lambda f: f.source)
+    assert by_source["x"]["functions"] == 2 and by_source["x"]["oz_instructions"] == 104
+    assert by_source["x"]["overall"]["m"] == pytest.approx(5 / 104)
+    assert by_source["y"]["overall"]["m"] == pytest.approx(2 / 20)
+    assert [size_bin(n) for n in (1, 10, 11, 50, 51, 250, 251, 10_000)] == [
+        "1-10", "1-10", "11-25", "26-50", "51-100", "101-250", "251+", "251+",
+    ]  # fmt: skip
+    by_size = breakdown(fns, [r], lambda f: size_bin(f.o0_count), order=["251+", "1-10", "11-25"])
+    assert list(by_size) == ["251+", "1-10"]  # ordered as asked, empty bins left out
+    stats = pass_statistics(["-mem2reg -gvn", "-Oz", "-mem2reg -O1 -gvn -dce"])
+    assert stats["frequency"] == {"mem2reg": 2, "gvn": 2, "-Oz": 1, "-O1": 1, "dce": 1}
+    assert stats["lengths"] == {"1": 1, "2": 1, "4": 1}
+
+
+def test_run_methods_compiles_each_list_once_and_never_loses_to_oz(sample_functions, toolchain):
+    names = ["clamp", "sum_array", "hash_string"]
+    irs = [sample_functions[n] for n in names]
+    with InProcessCompiler(toolchain) as c:
+        oz = [c.run(ir, OZ).count for ir in irs]
+        o0 = [c.count(ir) for ir in irs]
+        m2r = [c.run(ir, "-mem2reg").count for ir in irs]
+        o1 = [c.run(ir, "-O1").count for ir in irs]
+        fns = [
+            TestFunction(str(i), n, "s", ir, a, b, b, OZ, None)
+            for i, (n, ir, a, b) in enumerate(zip(names, irs, o0, oz, strict=True))
+        ]
+        lists = [[parse_pass_list("-mem2reg"), parse_pass_list("-O1")]] * 3
+        methods = [
+            Method("best-of", "model", lists),
+            Method("as-is", "model", [[parse_pass_list("-mem2reg")], [], [parse_pass_list(OZ)]],
+                   as_is=True),
+            Method("again", "baseline", lists),  # same lists: no new compiles
+        ]  # fmt: skip
+        results, costs = run_methods(fns, methods, c)
+    assert costs["compiles"] == 6  # 3 functions x 2 distinct lists, shared by two methods
+    by = {r.name: r for r in results}
+    assert by["best-of"].counts == [min(*t) for t in zip(oz, m2r, o1, strict=True)]
+    assert by["best-of"].compiles == [2, 2, 2] and by["again"].counts == by["best-of"].counts
+    # as is: the list's own count (worse than -Oz here), -Oz with no proposal, -Oz itself free
+    assert by["as-is"].counts == [m2r[0], oz[1], oz[2]] and by["as-is"].compiles == [0, 0, 0]
+    assert m2r[0] > oz[0]
+    assert by["as-is"].chosen == ["-mem2reg", "-Oz", "-Oz"]
+    assert by["autotuner"].counts == oz and by["autotuner"].compiles is None
+    with pytest.raises(ValueError, match="2 proposals for 3 functions"):
+        run_methods(fns, [Method("short", "model", lists[:2])], None)  # type: ignore[arg-type]
+
+
+def test_ir_features_and_retrieval(sample_functions):
+    ir = (
+        "define i32 @f(i32 %0, i32 %1) {\n%3 = add i32 %0, %1\n%4 = icmp sgt i32 %3, 0\n"
+        "br i1 %4, label %5, label %6\n5:\nret i32 %3\n6:\nstore i32 0, ptr null\nret i32 0\n}\n"
+    )
+    f = ir_features(ir)
+    assert f["op:add"] == 1 and f["op:icmp"] == 1 and f["op:br"] == 1 and f["op:ret"] == 2
+    assert f["op:store"] == 1 and f["instructions"] == 6 and f["blocks"] == 3 and f["args"] == 2
+
+    names = list(sample_functions)
+    irs = [sample_functions[n] for n in names]
+    lists = [f"-O{1 + i % 3}" if i % 2 else "-mem2reg -gvn" for i in range(len(irs))]
+    r = Retrieval(irs, lists)
+    for i, query in enumerate(irs):
+        assert r.nearest(query, 1) == [i]  # a training function is its own nearest neighbour
+        assert r.propose(query, 1) == [parse_pass_list(lists[i])]
+    wide = r.propose(irs[0], len(irs))
+    assert len(wide) == len(set(lists)) and wide[0] == parse_pass_list(lists[0])  # distinct
+    assert r.nearest(irs[0], 0) == [] and Retrieval([], []).propose(irs[0], 3) == []
+    assert random_lists("h", 5) == random_lists("h", 5) != random_lists("g", 5)
+
+
+BROKEN = {  # generated IR with the mistakes models make, and the class of LLVM 19's complaint
+    "type error": "%2 = add i64 %0, 1\nret i32 %2",
+    "undefined value": "%2 = add i32 %x, 1\nret i32 %2",
+    "undefined function": "%2 = call i32 @g(i32 %0)\nret i32 %2",
+    "invalid redefinition": "%2 = add i32 %0, 1\n%2 = add i32 %0, 1\nret i32 %2",
+    "syntax error": "%2 = add i32 %0 1\nret i32 %2",
+    "invalid value for constant": "%2 = add i32 %0, 1.5\nret i32 %2",
+    "does not verify": "%2 = add i32 %2, 1\nret i32 %2",
+}
+
+
+def test_error_taxonomy_on_real_llvm_messages(toolchain):
+    modules = [f"define i32 @f(i32 %0) {{\n{body}\n}}\n" for body in BROKEN.values()]
+    modules.append("define i32 @f({i32} %0) {\n%2 = extractvalue {i32} %0, 3\nret i32 %2\n}\n")
+    with InProcessCompiler(toolchain) as c:
+        results = c.run_tasks([Task(m, PassList(())) for m in modules])
+    errors = [r.error for r in results]
+    assert all(not r.ok for r in results), errors
+    assert [quality.classify_error(e) for e in errors] == [*BROKEN, "index error"], errors
+    assert quality.classify_error("no complete <code> block in the answer") == quality.INCOMPLETE
+    assert quality.classify_error("instruction forward referenced with type 'label'") == (
+        "instruction forward referenced"
+    )
+    assert quality.classify_error(None) == quality.classify_error("???") == "other"
+    assert quality.taxonomy([errors[0], errors[0], None]) == {"type error": 2, "other": 1}
+
+
+def _examples(sample_functions) -> list[Example]:
+    out = []
+    for i, (name, ir) in enumerate(sample_functions.items()):
+        answer = fmt.render_answer(parse_pass_list(OZ), 10, 5, None)
+        split = ("train", "test", "heldout")[i % 3]
+        out.append(Example(f"h{i}", split, "sample.c", name, fmt.render_prompt(ir), answer,
+                           10, 5, 5, OZ, 0))  # fmt: skip
+    return out
+
+
+def test_test_set_drops_training_functions_and_repeats(sample_functions, toolchain, tmp_path):
+    examples = _examples(sample_functions)
+    data = tmp_path / "data.parquet"
+    write_dataset(data, examples, {})
+    training = read_training(data)
+    assert training.hashes == {e.hash for e in examples if e.split == "train"}
+    assert len(training.irs) == len(training.lists) == len(training.hashes)
+    # a second source repeating one test function, and one "seen in training"
+    other = tmp_path / "other.parquet"
+    test_ex = [e for e in examples if e.split == "test"]
+    write_dataset(other, [test_ex[0], dataclasses.replace(test_ex[1], hash="h0")], {})
+    ts = load_test_set(
+        [data, other], splits=["test"], toolchain=toolchain, compiler=None,  # type: ignore[arg-type]
+        exclude={"h0"}, training_set=str(data),
+    )  # fmt: skip
+    assert [f.hash for f in ts.functions] == [e.hash for e in test_ex]
+    assert ts.repeated == 1 and ts.seen_in_training == 1
+    assert [s["functions"] for s in ts.sources] == [len(test_ex), 0]
+    assert ts.functions[0].ir == sample_functions[test_ex[0].function]
+    with pytest.raises(InputError, match="no test functions"):
+        load_test_set([data], splits=["val"], toolchain=toolchain, compiler=None)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="not a Parquet file"):
+        bad = tmp_path / "bad.parquet"
+        bad.write_text("x")
+        load_test_set([bad], splits=["test"], toolchain=toolchain, compiler=None)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"no C/C\+\+ files"):
+        load_test_set([tmp_path], splits=["test"], toolchain=toolchain, compiler=None)  # type: ignore[arg-type]
+
+
+def test_markdown_and_html_escape_and_carry_every_table():
+    row = MethodResult("a|<b>", "model", [9], [1], [OZ]).row([10], 0.1)
+    report = {
+        "title": "t <x>", "model": "m", "llvm_version": "19", "passlm_version": "0", "command": "c",
+        "costs": {"compiles": 1, "compile_seconds": 0.1}, "rows": [row],
+        "quality": {"ir_functions": 0}, "plotted_methods": ["a|<b>"],
+        "by_source": {"s": {"functions": 1, "oz_instructions": 10, "overall": {"a|<b>": 0.1}}},
+        "by_size": {}, "notes": ["n & m"],
+        "test_set": {"functions": 1, "splits": ["test"], "sources": [], "repeated": 0,
+                     "seen_in_training": 0, "training_set": None},
+    }  # fmt: skip
+    titles = [s.title for s in sections(report)]
+    assert titles == [
+        "Methods vs -Oz (the paper's Tables III/IV)",
+        "By code base",
+        "Test functions",
+    ]
+    md = to_markdown(report, ["overall.png"])
+    assert "| a\\|<b> | 1 (1.0/fn) | 1 | 0 | 1 | 0 | +10.00% | 100.0% | - |" in md
+    assert "![Overall improvement over -Oz, per method](overall.png)" in md
+    page = to_html(report, {"overall.png": b"\x89PNG"})
+    assert "<td>a|&lt;b&gt;</td>" in page and "<title>t &lt;x&gt;</title>" in page
+    assert 'src="data:image/png;base64,iVBORw==' in page and "n &amp; m" in page
