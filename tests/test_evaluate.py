@@ -278,13 +278,15 @@ def test_eval_command_report_by_hand(memorized, examples, tmp_path, toolchain):
     assert ts["training_set"] == str(train_file)
     rows = {r["method"]: r for r in report["rows"]}
     assert list(rows) == [
-        "retrieval (k=1)", "random search (retrieval (k=1) budget)", "predict", "oz-backup",
+        "-Oz", "retrieval (k=1)", "random search (retrieval (k=1) budget)", "predict", "oz-backup",
         "random search (oz-backup budget)", "sample-2", "random search (sample-2 budget)",
         "autotuner",
     ]  # fmt: skip
     kept = examples[2:]
     oz = [e.oz_count for e in kept]
     best = [e.best_count for e in kept]
+    assert rows["-Oz"]["total"] == sum(oz) and rows["-Oz"]["extra_compiles"] == 0
+    assert rows["-Oz"]["improved"] == rows["-Oz"]["regressed"] == 0
     # the memorized model's greedy list is the taught one: as is, it may lose to -Oz
     assert rows["predict"]["total"] == sum(best) and rows["predict"]["extra_compiles"] == 0
     assert rows["predict"] == {**rows["predict"], **metrics.improvement(oz, best).to_dict()}
@@ -327,7 +329,7 @@ def test_eval_command_report_by_hand(memorized, examples, tmp_path, toolchain):
     assert "| predict | 0 (0.0/fn) |" in md and "![" in md
 
     page = render_in_chromium(out / "report.html", tmp_path)
-    assert page["tables"][0] == 1 + len(rows)  # header + one row per method
+    assert page["tables"][0] == 1 + len(rows)  # header + one row per method, -Oz included
     assert len(page["images"]) == 5 and all(w > 300 for w in page["images"]), page
 
     bad = passlm("eval", "--model", str(model_dir), "--test", str(tmp_path / "nope.parquet"))
@@ -362,7 +364,7 @@ def test_eval_on_a_directory_of_c_files(memorized, tmp_path):
     assert report["test_set"]["sources"][0]["reference"] == "autotuned now, 8 trials per function"
     assert any("retrieval baseline left out" in n for n in report["notes"])
     rows = {r["method"]: r for r in report["rows"]}
-    assert set(rows) == {"predict", "autotuner"}
+    assert set(rows) == {"-Oz", "predict", "autotuner"}
     assert rows["autotuner"]["regressed"] == 0  # -Oz is always among the autotuner's trials
     for f in report["functions"]:
         assert f["autotuner"]["count"] <= f["oz_count"] <= f["o0_count"]

@@ -126,6 +126,12 @@ def run_methods(
     return out, {"compiles": len(tasks), "compile_seconds": round(compile_seconds, 1)}
 
 
+def oz_result(functions: Sequence[TestFunction]) -> MethodResult:
+    """``-Oz`` itself: the reference every other row is measured against (0 extra compiles)."""
+    n = len(functions)
+    return MethodResult(str(OZ), BASELINE, [f.oz_count for f in functions], [0] * n, [str(OZ)] * n)
+
+
 def random_matched(
     functions: Sequence[TestFunction], like: MethodResult, *, seed: int = 0
 ) -> Method:

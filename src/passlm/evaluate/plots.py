@@ -38,9 +38,9 @@ def overall(rows: Sequence[dict[str, Any]], title: str) -> bytes:
     ax.set_yticklabels(names)
     ax.axvline(0, color="black", linewidth=0.8)
     for y, v in enumerate(values):
-        ax.annotate(f"{v:+.2f}%", (v, y), xytext=(3 if v >= 0 else -3, 0),
-                    textcoords="offset points", va="center", ha="left" if v >= 0 else "right",
-                    fontsize=8)  # fmt: skip
+        # labels right of the bar's end, or right of zero for a loss: never over the names
+        ax.annotate(f"{v:+.2f}%", (max(v, 0.0), y), xytext=(3, 0), textcoords="offset points",
+                    va="center", ha="left", fontsize=8)  # fmt: skip
     ax.set_xlabel("improvement over -Oz (instruction count), %")
     ax.set_title(title)
     return _png(fig)

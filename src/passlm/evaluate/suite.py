@@ -16,6 +16,7 @@ from passlm.evaluate.compare import (
     MethodResult,
     breakdown,
     model_methods,
+    oz_result,
     pass_statistics,
     random_matched,
     retrieval_method,
@@ -71,7 +72,7 @@ def run_suite(
         if r.compiles is not None and not r.as_is
     ]
     random_results, random_costs = run_methods(functions, matched, compiler)
-    results = _ordered([*results[:-1], *random_results[:-1], results[-1]])
+    results = _ordered([oz_result(functions), *results[:-1], *random_results[:-1], results[-1]])
     costs = {
         "compiles": costs["compiles"] + random_costs["compiles"],
         "compile_seconds": round(costs["compile_seconds"] + random_costs["compile_seconds"], 1),
@@ -123,15 +124,23 @@ def run_suite(
             for i, f in enumerate(functions)
         ],
     }  # fmt: skip
-    title = f"{len(functions):,} functions"
-    figures = {
-        "overall.png": plots.overall(rows, f"Improvement over -Oz on {title}"),
-        "by_source.png": plots.grouped(by_source, plotted, "By code base", "code base"),
-        "by_size.png": plots.grouped(by_size, plotted, "By input size", "unoptimized instructions"),
-        "pass_frequency.png": plots.pass_frequency(passes),
-        "list_length.png": plots.list_length(passes),
+    return report, figures_of(report)
+
+
+def figures_of(report: dict[str, Any]) -> dict[str, bytes]:
+    """The report's figures, drawn from the report alone (so a stored report.json can be
+    drawn again after the plotting code changes)."""
+    title = f"{report['test_set']['functions']:,} functions"
+    plotted = report["plotted_methods"]
+    return {
+        "overall.png": plots.overall(report["rows"], f"Improvement over -Oz on {title}"),
+        "by_source.png": plots.grouped(report["by_source"], plotted, "By code base", "code base"),
+        "by_size.png": plots.grouped(
+            report["by_size"], plotted, "By input size", "unoptimized instructions"
+        ),
+        "pass_frequency.png": plots.pass_frequency(report["passes"]),
+        "list_length.png": plots.list_length(report["passes"]),
     }
-    return report, figures
 
 
 def spread(items: Sequence, n: int) -> list:

@@ -8,9 +8,9 @@ A test SOURCE is one of
 * a directory of C/C++ files, or one file: compiled (:data:`passlm.llvm.ir.IR_RECIPE`), split into
   one normalized module per function, autotuned now.
 
-Autotuning "now" runs the project's autotuner with a smaller budget (``trials`` lists per
-function, then minimization and broadcasting), so the reference is weaker than the committed
-data's 1,000-trial search; the report says which budget each reference had.
+Autotuning "now" runs the project's autotuner (``trials`` lists per function, then
+minimization and broadcasting of at most 100 lists); the committed tuned data had 100 trials
+and 50 broadcast lists per function. The report says which budget each reference had.
 
 Functions whose content hash is in the model's training split are dropped (the paper's test
 set is deduplicated against training), as are repeats across sources.
