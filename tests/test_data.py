@@ -178,6 +178,25 @@ ROWS = [
 ]
 
 
+def test_balanced_feedback_keeps_every_retry_and_as_many_sure_per_split():
+    from passlm.data.feedback import balance
+
+    def ex(i: int, split: str, sure: bool) -> Example:
+        answer = fmt.SURE if sure else fmt.render_second_answer("Run passes `-O1` ...")
+        return Example(f"h{i}", split, "s", f"f{i}", "p", answer, 9, 5, 4, "-O1", 0)
+
+    rows = [ex(i, "train", i % 5 != 0) for i in range(20)] + [
+        ex(20 + i, "val", True) for i in range(3)
+    ]
+    kept = balance(rows)
+    train = [e for e in kept if e.split == "train"]
+    retry = [e for e in train if e.answer != fmt.SURE]
+    assert len(retry) == 4 and len(train) == 8  # all 4 retries, 4 of the 16 sure ones
+    assert [e.hash for e in train] == sorted({e.hash for e in train}, key=lambda h: int(h[1:]))
+    assert not [e for e in kept if e.split == "val"]  # no retry there: nothing to balance with
+    assert balance(rows) == kept  # deterministic
+
+
 def test_make_dataset_order_and_answers():
     examples, report = make_dataset(ROWS)
     assert [e.function for e in examples] == ["a", "b", "c", "e", "d"]

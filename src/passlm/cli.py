@@ -942,24 +942,39 @@ def dataset_feedback_cmd(
         list[str] | None, typer.Option("--split", help="Splits to use (repeatable).")
     ] = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", help="Only the first N examples of each split.")
+        int | None,
+        typer.Option("--limit", help="N examples of each split, spread evenly over it."),
     ] = None,
     originals: Annotated[
         bool,
         typer.Option("--originals/--no-originals", help="Keep the first-turn examples too."),
     ] = True,
+    balanced: Annotated[
+        bool,
+        typer.Option(
+            "--balance", help="As many 'I am sure!' feedback examples as retries, per split."
+        ),
+    ] = False,
     workers: Workers = None,
 ) -> None:
     """The compiler-feedback task: the model's first answer, its feedback, the right reply."""
     from passlm.data.dataset import read_dataset, write_dataset
-    from passlm.data.feedback import feedback_examples
+    from passlm.data.feedback import balance, feedback_examples
+    from passlm.evaluate.suite import spread
     from passlm.llvm.pool import WorkerPool
     from passlm.model import default_model_dir
     from passlm.optimize.strategies import constraint_for
 
     splits = split or ["train", "val"]
     examples, meta = read_dataset(dataset)
-    chosen = [e for s in splits for e in [x for x in examples if x.split == s][:limit]]
+    # spread, not the first N: examples are ordered by code base, and every one should be in it
+    chosen = [
+        e
+        for s in splits
+        for e in spread(
+            [x for x in examples if x.split == s], len(examples) if limit is None else limit
+        )
+    ]
     if not chosen:
         raise InputError(f"{dataset}: no examples in split(s) {', '.join(splits)}")
     model_dir = model if model is not None else default_model_dir()
@@ -969,13 +984,20 @@ def dataset_feedback_cmd(
         made, summary = feedback_examples(
             lm, tok, chosen, pool, constraint=constraint_for(tok, None)
         )
+    if balanced:
+        made = balance(made)
     rows = [*chosen, *made] if originals else made
     write_dataset(
         output,
         rows,
         {
             **{k: meta[k] for k in ("llvm_version", "corpus", "splits") if k in meta},
-            "feedback": {**dataclasses.asdict(summary), "model": str(model_dir), "kind": "fast"},
+            "feedback": {
+                **dataclasses.asdict(summary),
+                "model": str(model_dir),
+                "kind": "fast",
+                "balanced": balanced,
+            },
             "source_dataset": str(dataset),
             "command": " ".join(["passlm", *sys.argv[1:]]),
         },

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from passlm.data.dataset import Example
 from passlm.data.format import (
+    SURE,
     continue_after_feedback,
     parse_answer,
     parse_prompt,
@@ -77,3 +78,19 @@ def feedback_examples(
         out.append(replace(e, prompt=prompt, answer=second, tokens=0))
     summary = FeedbackSummary(len(examples), too_long, invalid, sure, retry)
     return out, summary
+
+
+def balance(examples: Sequence[Example]) -> list[Example]:
+    """Per split, every ``Let me try again.`` example and as many ``I am sure!`` ones, spread
+    evenly over them: with -Oz best for ~83% of functions the natural mix teaches a small
+    model to be sure of everything (measured: feedback-3 then never retries)."""
+    out: list[Example] = []
+    for split in dict.fromkeys(e.split for e in examples):
+        mine = [e for e in examples if e.split == split]
+        sure = [e for e in mine if e.answer == SURE]
+        retry = [e for e in mine if e.answer != SURE]
+        keep = (
+            {id(sure[i * len(sure) // len(retry)]) for i in range(len(retry))} if retry else set()
+        )
+        out += [e for e in mine if e.answer != SURE or id(e) in keep]
+    return out
