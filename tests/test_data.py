@@ -195,6 +195,8 @@ def test_balanced_feedback_keeps_every_retry_and_as_many_sure_per_split():
     assert [e.hash for e in train] == sorted({e.hash for e in train}, key=lambda h: int(h[1:]))
     assert not [e for e in kept if e.split == "val"]  # no retry there: nothing to balance with
     assert balance(rows) == kept  # deterministic
+    unsure = [ex(i, "test", False) for i in range(3)] + [ex(3, "test", True)]
+    assert balance(unsure) == unsure  # fewer sure than retries: all of both
 
 
 def test_make_dataset_order_and_answers():

@@ -89,8 +89,7 @@ def balance(examples: Sequence[Example]) -> list[Example]:
         mine = [e for e in examples if e.split == split]
         sure = [e for e in mine if e.answer == SURE]
         retry = [e for e in mine if e.answer != SURE]
-        keep = (
-            {id(sure[i * len(sure) // len(retry)]) for i in range(len(retry))} if retry else set()
-        )
+        wanted = min(len(sure), len(retry))  # more retries than sure ones: keep every one
+        keep = {id(sure[i * len(sure) // wanted]) for i in range(wanted)}
         out += [e for e in mine if e.answer != SURE or id(e) in keep]
     return out
