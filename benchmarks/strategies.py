@@ -29,7 +29,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from passlm.evaluate.compare import AUTOTUNER, model_methods, random_matched, run_methods
+from passlm.evaluate.compare import AUTOTUNER, model_methods, with_random_search
 from passlm.evaluate.testset import load_test_set
 from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
@@ -80,17 +80,10 @@ def main() -> None:
                     tuned, tuned_tok, fns, loops, denylist=load_denylist(), compiler=pool
                 )
             ]
-        results, costs = run_methods(fns, methods, pool)
-        paired = [random_matched(fns, r, seed=args.seed) for r in results[:-1] if not r.as_is]
-        randoms, random_costs = run_methods(fns, paired, pool)
+        ordered, costs = with_random_search(fns, methods, pool, seed=args.seed)
 
     oz = [f.oz_count for f in fns]
-    reference = results[-1].row(oz, 0.0)["overall"]
-    ordered = []
-    for r in results[:-1]:
-        ordered.append(r)
-        ordered += [x for x in randoms[:-1] if x.name == f"random search ({r.name} budget)"]
-    ordered.append(results[-1])
+    reference = ordered[-1].row(oz, 0.0)["overall"]  # the autotuner
     table = Table(title=f"strategies on {len(fns)} {args.split} functions vs -Oz")
     for col in ("method", "extra compiles", "improved", "regressed", "saved", "lost",
                 "overall", "of autotuner", "seconds"):  # fmt: skip
@@ -119,10 +112,7 @@ def main() -> None:
         )
         report["rows"][r.name] = row
     console.print(table)
-    report["timing"] = {
-        "compiles": costs["compiles"] + random_costs["compiles"],
-        "compile_seconds": costs["compile_seconds"] + random_costs["compile_seconds"],
-    }
+    report["timing"] = costs
     console.print(
         f"{report['timing']['compiles']:,} compiles in {report['timing']['compile_seconds']:.1f}s;"
         f" the {AUTOTUNER} row is the tuned file's best lists"

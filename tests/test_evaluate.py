@@ -519,7 +519,9 @@ def test_feedback_loop_stops_when_the_model_never_learned_it(memorized, examples
 
 
 @pytest.mark.slow
-def test_feedback_data_set_and_a_fine_tuned_model_that_retries(memorized, examples, tmp_path):
+def test_feedback_data_set_and_a_fine_tuned_model_that_retries(
+    memorized, examples, tmp_path, toolchain
+):
     """The feedback task end to end: data set from the model's own answers, fine-tuning with
     --init, and feedback-1 proposing the better list after the compiler's feedback."""
     from passlm.data.dataset import read_dataset
@@ -558,16 +560,10 @@ def test_feedback_data_set_and_a_fine_tuned_model_that_retries(memorized, exampl
     assert res.returncode == 0, res.stderr
     tuned, tok = load(run / "model")
     irs = [fmt.parse_prompt(e.prompt) for e in rows]
-    with InProcessCompiler(toolchain_of_tests()) as c:
+    with InProcessCompiler(toolchain) as c:
         lists = propose(tuned, tok, irs, parse_strategy("feedback-1"), compiler=c)
     want = [[parse_pass_list(p)] for p in PASS_LISTS]
     want[loser].append(parse_pass_list("-Oz"))  # retried after seeing its count lose
     assert lists == want
     bad = run_passlm("train", str(fb), "-o", str(tmp_path / "x"), "--init", str(tmp_path))
     assert bad.returncode == 2 and "not a passlm model to fine-tune" in bad.stderr
-
-
-def toolchain_of_tests():
-    from passlm.llvm.toolchain import default_toolchain
-
-    return default_toolchain()

@@ -144,6 +144,46 @@ def random_matched(
     )
 
 
+def with_random_search(
+    functions: Sequence[TestFunction],
+    methods: Sequence[Method],
+    compiler: Compiler,
+    *,
+    seed: int = 0,
+) -> tuple[list[MethodResult], dict[str, Any]]:
+    """Every method, then random search with exactly the compiles of each method that picks the
+    best of its lists; ordered baselines, model strategies (each followed by its random search),
+    the autotuner last; and the compile costs of both runs."""
+    results, costs = run_methods(functions, methods, compiler)
+    matched = [
+        random_matched(functions, r, seed=seed)
+        for r in results
+        if r.compiles is not None and not r.as_is
+    ]
+    randoms, random_costs = run_methods(functions, matched, compiler)
+    ordered = _ordered([*results[:-1], *randoms[:-1], results[-1]])
+    return ordered, {
+        "compiles": costs["compiles"] + random_costs["compiles"],
+        "compile_seconds": round(costs["compile_seconds"] + random_costs["compile_seconds"], 1),
+    }
+
+
+def _ordered(results: list[MethodResult]) -> list[MethodResult]:
+    """Baselines, then the model's strategies, each followed by random search at its budget;
+    the autotuner last."""
+    randoms = {r.name: r for r in results if r.name.startswith("random search")}
+    matched = set(randoms)
+    out = []
+    for group in (BASELINE, MODEL):
+        for r in results:
+            if r.group == group and r.name not in matched:
+                out.append(r)
+                match = randoms.pop(f"random search ({r.name} budget)", None)
+                if match is not None:
+                    out.append(match)
+    return [*out, *randoms.values(), *(r for r in results if r.group == REFERENCE)]
+
+
 def retrieval_method(functions: Sequence[TestFunction], retrieval: Retrieval, k: int) -> Method:
     """The best lists of the ``k`` nearest training functions, compiled, best kept."""
     start = time.perf_counter()

@@ -18,10 +18,9 @@ from passlm.evaluate.compare import (
     model_methods,
     oz_result,
     pass_statistics,
-    random_matched,
     retrieval_method,
-    run_methods,
     size_bin,
+    with_random_search,
 )
 from passlm.evaluate.model_eval import EvalFunction, evaluate_model, summarize
 from passlm.evaluate.quality import taxonomy
@@ -64,19 +63,8 @@ def run_suite(
     else:
         notes.append("retrieval baseline left out: no training set to retrieve from")
     status("compiling", 0, 1)
-    results, costs = run_methods(functions, methods, compiler)
-    # random search with exactly the compiles of every method that picks the best of its lists
-    matched = [
-        random_matched(functions, r, seed=seed)
-        for r in results
-        if r.compiles is not None and not r.as_is
-    ]
-    random_results, random_costs = run_methods(functions, matched, compiler)
-    results = _ordered([oz_result(functions), *results[:-1], *random_results[:-1], results[-1]])
-    costs = {
-        "compiles": costs["compiles"] + random_costs["compiles"],
-        "compile_seconds": round(costs["compile_seconds"] + random_costs["compile_seconds"], 1),
-    }
+    results, costs = with_random_search(functions, methods, compiler, seed=seed)
+    results = [oz_result(functions), *results]
 
     oz = [f.oz_count for f in functions]
     tuner = next(r for r in results if r.name == AUTOTUNER)
@@ -149,22 +137,6 @@ def spread(items: Sequence, n: int) -> list:
     if n >= len(items):
         return list(items)
     return [items[i * len(items) // n] for i in range(max(0, n))]
-
-
-def _ordered(results: list[MethodResult]) -> list[MethodResult]:
-    """Baselines, then the model's strategies, each followed by random search at its budget;
-    the autotuner last."""
-    randoms = {r.name: r for r in results if r.name.startswith("random search")}
-    matched = set(randoms)
-    out = []
-    for group in ("baseline", "model"):
-        for r in results:
-            if r.group == group and r.name not in matched:
-                out.append(r)
-                match = randoms.pop(f"random search ({r.name} budget)", None)
-                if match is not None:
-                    out.append(match)
-    return [*out, *randoms.values(), *(r for r in results if r.group == "reference")]
 
 
 def _plotted(results: Sequence[MethodResult]) -> list[str]:

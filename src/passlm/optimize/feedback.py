@@ -94,15 +94,14 @@ def feedback_loop(
         if not live:
             break
         # compile the newest list of every live conversation (each distinct list once)
+        newest = {i: parse_answer(latest[i] or "").passes for i in live}
         todo = {}
-        for i in live:
-            passes = parse_answer(latest[i] or "").passes
+        for i, passes in newest.items():
             if passes is not None and (i, passes.passes) not in counts:
                 todo[(i, passes.passes)] = Task(talks[i].ir, passes)
         for key, r in zip(todo, compiler.run_tasks(list(todo.values())), strict=True):
             counts[key] = r.count if r.ok else None
-        for i in live:
-            passes = parse_answer(latest[i] or "").passes
+        for i, passes in newest.items():
             compiled = counts.get((i, passes.passes)) if passes is not None else None
             feedback = feedback_text(latest[i] or "", talks[i].ir, compiled)
             talks[i].text = continue_after_feedback(talks[i].text, latest[i] or "", feedback)
