@@ -2,8 +2,11 @@
 
 The paper's model was two orders of magnitude slower than the compiler; the target here is
 under 10x. On a seeded sample of held-out functions, times per function, side by side in one
-run on this machine: the model's greedy pass list alone (batch 1 and batched), the -Oz
-compile in process (parse, clone, run, count), and the same through ``opt-19``.
+run on this machine: the model's greedy pass list through passlm's lean CPU forward pass
+(``passlm.model.fast``, what ``predict`` uses on a CPU) and through ``transformers``
+(batch 1 and batched), the prompt's forward pass alone (the floor for any decoding loop), the
+-Oz compile in process (parse, clone, run, count), and the same through ``opt-19``; then
+priority sampling of 10 lists (``sample-10``'s proposals) both ways.
 
     .venv/bin/python benchmarks/latency.py [--tuned data/tuned.parquet] [--sample 100]
 """
@@ -26,8 +29,9 @@ from passlm.data.format import render_prompt
 from passlm.llvm.backend import InProcessCompiler, SubprocessCompiler
 from passlm.llvm.toolchain import default_toolchain
 from passlm.model import default_model_dir, load
-from passlm.model.constrained import PassListConstraint
-from passlm.model.generate import PASSES, generate
+from passlm.model.constrained import PassListConstraint, priority_sample
+from passlm.model.fast import bf16_matmuls, fast_model
+from passlm.model.generate import PASSES, generate, prompt_ids
 
 console = Console(width=110)
 
@@ -50,6 +54,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--sample-functions", type=int, default=30, help="for sample-10")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = [r for r in pq.read_table(args.tuned).to_pylist() if r["split"] == args.split]
@@ -68,11 +73,48 @@ def main() -> None:
     def predict(ir: str) -> None:
         generate(model, tok, [render_prompt(ir)], until=PASSES, constraint=constraint)
 
-    predict(irs[0])  # warm-up: first-call allocations
-    one = timed(predict, irs)
+    def prompt_pass(ir: str) -> None:
+        fast.prefill([*prompt_ids(tok, render_prompt(ir)), constraint.open_id], constraint.first)
+
+    def sample10(ir: str) -> None:
+        priority_sample(model, tok, render_prompt(ir), 10, constraint=constraint)
+
+    def both_ways(fn, items) -> tuple[list[float], list[float]]:
+        model.passlm_fast = True
+        fn(items[0])  # warm-up: first-call allocations
+        fast_times = timed(fn, items)
+        model.passlm_fast = False
+        fn(items[0])
+        slow_times = timed(fn, items)
+        model.passlm_fast = True
+        return fast_times, slow_times
+
+    fast = fast_model(model)
+    if fast is None:
+        raise SystemExit(f"{model_dir}: the fast path does not apply to this model")
+    console.print(
+        f"fast path: matmuls in {fast.dtype} (bf16 matmuls on this CPU: {bf16_matmuls()})"
+    )
+    one, one_hf = both_ways(predict, irs)
+    model.passlm_fast = False
     start = time.perf_counter()
     generate(model, tok, [render_prompt(ir) for ir in irs], until=PASSES, constraint=constraint)
     batched = (time.perf_counter() - start) / len(irs)
+    model.passlm_fast = True
+    prompt_pass(irs[0])
+    forward = timed(prompt_pass, irs)
+    few = irs[: args.sample_functions]
+    s10, s10_hf = both_ways(sample10, few)
+    prompts = [render_prompt(ir) for ir in irs]
+    lists = [g.text for g in generate(model, tok, prompts, until=PASSES, constraint=constraint)]
+    model.passlm_fast = False
+    same = sum(
+        g.text == t
+        for g, t in zip(
+            generate(model, tok, prompts, until=PASSES, constraint=constraint), lists, strict=False
+        )
+    )
+    model.passlm_fast = True
     with InProcessCompiler(tc, cache_size=1) as inproc:
         inproc.run(irs[0], "-Oz", want_ir=False)
         oz = timed(lambda ir: inproc.run(ir, "-Oz", want_ir=False), irs)
@@ -83,10 +125,14 @@ def main() -> None:
         table.add_column(col, justify="left" if col == "what" else "right")
     oz_median = statistics.median(oz)
     for name, values in (
-        ("predict, batch 1", one),
-        ("predict, batched (8)", [batched]),
+        ("predict (passlm fast path)", one),
+        ("predict (transformers), batch 1", one_hf),
+        ("predict (transformers), batched (8)", [batched]),
+        ("prompt forward pass alone (fast path)", forward),
         ("-Oz, in process", oz),
         ("-Oz, opt-19 subprocess", opt),
+        (f"sample-10 lists (fast path), {len(few)} fns", s10),
+        (f"sample-10 lists (transformers), {len(few)} fns", s10_hf),
     ):
         med = statistics.median(values)
         table.add_row(
@@ -94,6 +140,7 @@ def main() -> None:
             f"{med / oz_median:.1f}x",
         )  # fmt: skip
     console.print(table)
+    console.print(f"greedy lists the same both ways on {same} of {len(irs)} functions")
 
 
 if __name__ == "__main__":

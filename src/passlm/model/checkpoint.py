@@ -102,8 +102,9 @@ def load(path: str | Path, *, device: str | torch.device = "cpu"):
         except (OSError, ValueError, AttributeError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise InputError(f"{path}: no usable tokenizer ({first})") from None
+    model.passlm_stored_dtype = model.dtype  # passlm.model.fast computes in it where it can
     if torch.device(device).type == "cpu" and model.dtype != torch.float32:
-        model = model.float()  # shipped weights may be bf16; CPU matmuls want fp32
+        model = model.float()  # shipped weights may be bf16; transformers on CPU wants fp32
     model.to(device)
     model.eval()
     return model, tokenizer

@@ -124,11 +124,13 @@ def priority_sample(
     if len(ids) + 16 > context:
         return []
     budget = min(max_new_tokens, context - len(ids))
-    device = next(model.parameters()).device
-    prompt_cache, prompt_logits = _step(model, torch.tensor([ids], device=device), None)
+    # the opener is the only token a constrained answer can start with: it joins the prompt
+    forced = [constraint.open_id] if constraint is not None else []
+    session = _session(model)
+    session.start(ids + forced)
     stop = constraint.close_id if constraint is not None else tokenizer.token_to_id(PASSES_CLOSE)
-    heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, 0, ())]  # (-logprob, tie, prefix)
-    tie = 1
+    heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, 0, tuple(forced))]
+    tie = 1  # heap entries: (-logprob, tie, prefix)
     samples: list[Sample] = []
     seen: set[tuple[int, ...]] = set()
     while heap and len(samples) < n:
@@ -137,11 +139,7 @@ def priority_sample(
             continue
         logprob = -neg
         answer = list(prefix)
-        if prefix:
-            cache = copy.deepcopy(prompt_cache)
-            cache, logits = _step(model, torch.tensor([answer], device=device), cache)
-        else:
-            cache, logits = copy.deepcopy(prompt_cache), prompt_logits
+        logits = session.branch(answer[len(forced) :])
         while True:
             if (answer and answer[-1] == stop) or len(answer) >= budget:
                 break
@@ -160,13 +158,64 @@ def priority_sample(
                 tie += 1
             answer.append(best_t)
             logprob += best_v
-            cache, logits = _step(model, torch.tensor([[best_t]], device=device), cache)
+            if answer[-1] != stop and len(answer) < budget:
+                logits = session.step(best_t)
         key = tuple(answer)
         if key in seen:
             continue
         seen.add(key)
         samples.append(Sample(tokenizer.decode(answer, skip_special_tokens=True), logprob, key))
     return samples
+
+
+class _FastSession:
+    """Priority sampling's prompt and branches on :class:`~passlm.model.fast.FastLlama`: a
+    branch truncates the key-value cache back to the prompt."""
+
+    def __init__(self, fast) -> None:
+        self.fast = fast
+
+    def start(self, ids: list[int]) -> None:
+        self.logits, self.prompt = self.fast.prefill(ids), len(ids)
+
+    def branch(self, tokens: list[int]) -> torch.Tensor:
+        self.fast.truncate(self.prompt)
+        return self.fast.extend(tokens) if tokens else self.logits
+
+    def step(self, token: int) -> torch.Tensor:
+        return self.fast.extend([token])
+
+
+class _ModelSession:
+    """The same on a ``transformers`` model: a branch continues a copy of the prompt's cache."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.device = next(model.parameters()).device
+
+    def start(self, ids: list[int]) -> None:
+        self.prompt_cache, self.logits = _step(self.model, self._ids(ids), None)
+
+    def branch(self, tokens: list[int]) -> torch.Tensor:
+        self.cache = copy.deepcopy(self.prompt_cache)
+        if not tokens:
+            return self.logits
+        self.cache, logits = _step(self.model, self._ids(tokens), self.cache)
+        return logits
+
+    def step(self, token: int) -> torch.Tensor:
+        self.cache, logits = _step(self.model, self._ids([token]), self.cache)
+        return logits
+
+    def _ids(self, ids: list[int]) -> torch.Tensor:
+        return torch.tensor([ids], device=self.device)
+
+
+def _session(model):
+    from passlm.model.fast import fast_model
+
+    fast = fast_model(model)
+    return _FastSession(fast) if fast is not None else _ModelSession(model)
 
 
 def _step(model, input_ids: torch.Tensor, cache):

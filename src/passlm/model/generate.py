@@ -7,8 +7,9 @@ Generation can stop early, because most uses do not need the whole answer:
 * ``until="header"``: after the first line (pass list and predicted counts);
 * ``until="answer"``: at ``</s>`` (the optimized IR too).
 
-Prompts are sorted by length and left-padded in batches, so a batch wastes little padding;
-results come back in the order of the prompts. A prompt that leaves no room in the model's
+Greedy stop-early answers on the CPU go through :mod:`passlm.model.fast`, one prompt at a
+time; otherwise prompts are sorted by length and left-padded in batches for ``transformers``,
+so a batch wastes little padding. Results come back in the order of the prompts. A prompt that leaves no room in the model's
 context for the answer gets ``None``: the caller falls back (``-Oz``) and says so.
 """
 
@@ -21,6 +22,7 @@ import torch
 
 from passlm.data.format import PASSES_CLOSE, PASSES_OPEN
 from passlm.model.config import BOS_ID, EOS_ID, PAD_ID
+from passlm.model.fast import fast_model, greedy
 
 PASSES, HEADER, ANSWER = "passes", "header", "answer"
 UNTIL = (PASSES, HEADER, ANSWER)
@@ -117,6 +119,16 @@ def generate(
         (i for i, ids in enumerate(encoded) if len(ids) + 16 <= context),
         key=lambda i: -len(encoded[i]),
     )
+    fast = fast_model(model) if not sample and until != ANSWER else None
+    if fast is not None:  # one prompt at a time: on the CPU, padding costs more than it saves
+        for i in order:
+            answer = greedy(
+                fast, encoded[i], max(1, min(limit, context - len(encoded[i]))),
+                constraint=constraint,
+                stopped=lambda a: _stopped(tokenizer.decode(a, skip_special_tokens=True), until),
+            )  # fmt: skip
+            results[i] = _result(tokenizer, answer, until)
+        return results
     device = next(model.parameters()).device
     for b in range(0, len(order), batch_size):
         batch = order[b : b + batch_size]
@@ -148,13 +160,16 @@ def generate(
             else None,
         )
         for row, i in enumerate(batch):
-            answer = out[row, width:].tolist()
-            finished = EOS_ID in answer
-            if finished:
-                answer = answer[: answer.index(EOS_ID)]
-            text = tokenizer.decode(answer, skip_special_tokens=True)
-            if until != ANSWER:
-                finished = _stopped(text, until)
-                text = _cut(text, until)
-            results[i] = Generation(text, len(answer), finished)
+            results[i] = _result(tokenizer, out[row, width:].tolist(), until)
     return results
+
+
+def _result(tokenizer, answer: list[int], until: str) -> Generation:
+    finished = EOS_ID in answer
+    if finished:
+        answer = answer[: answer.index(EOS_ID)]
+    text = tokenizer.decode(answer, skip_special_tokens=True)
+    if until != ANSWER:
+        finished = _stopped(text, until)
+        text = _cut(text, until)
+    return Generation(text, len(answer), finished)

@@ -1,0 +1,254 @@
+"""A lean forward pass for Llama models on the CPU, for the zero-compile pass-list prediction.
+
+``predict`` reads one pass list: a prompt of a few hundred tokens, then a handful of decoding
+steps. Through ``transformers`` that costs ~40x an in-process -Oz compile on this CPU, most of
+it in work the task does not need: logits for every prompt position, three separate Q/K/V and
+two separate gate/up matmuls per layer, a mask built per call, the generation loop's
+bookkeeping, and fp32 matmuls where the CPU has bf16 ones (AVX512-BF16/AMX run them ~2x faster).
+
+:class:`FastLlama` holds the same weights rearranged for that: fused QKV and gate-up projections,
+a preallocated key-value cache, RoPE tables computed once, and the logits of the last position
+only. It is built from a loaded ``LlamaForCausalLM`` and computes the same function (a test
+checks its logits against ``transformers``); :func:`fast_model` says None for anything it does
+not cover (scaled RoPE, biases, other architectures), and callers keep the ``transformers``
+path then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from passlm.model.config import EOS_ID
+
+
+def bf16_matmuls() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (else bf16 would be emulated, slower)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class FastLlama:
+    """Inference-only Llama on one sequence at a time: ``prefill`` a prompt, then ``extend``.
+
+    The matmul weights are held in ``dtype``; norms, RoPE, attention and the residual stream
+    stay in fp32, as under ``torch.autocast`` (attention and norms on a single row are also
+    faster in fp32 on the CPU).
+    """
+
+    def __init__(self, model, dtype: torch.dtype) -> None:
+        cfg = model.config
+        self.dtype = dtype
+        self.heads = int(cfg.num_attention_heads)
+        self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
+        self.head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads)
+        self.eps = float(cfg.rms_norm_eps)
+        self.context = int(cfg.max_position_embeddings)
+        self.vocab = int(cfg.vocab_size)
+        base = model.model
+
+        def mat(*ts: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t.detach() for t in ts]).to(dtype).contiguous()
+
+        def vec(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().float().contiguous()
+
+        self.embed = base.embed_tokens.weight.detach().float()
+        self.layers = [
+            (
+                vec(layer.input_layernorm.weight),
+                mat(
+                    layer.self_attn.q_proj.weight,
+                    layer.self_attn.k_proj.weight,
+                    layer.self_attn.v_proj.weight,
+                ),
+                mat(layer.self_attn.o_proj.weight),
+                vec(layer.post_attention_layernorm.weight),
+                mat(layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight),
+                mat(layer.mlp.down_proj.weight),
+            )
+            for layer in base.layers
+        ]
+        self.norm = vec(base.norm.weight)
+        self.head = mat(model.lm_head.weight)
+        self._head_rows: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        theta = _rope_theta(cfg)
+        inv = 1.0 / theta ** (
+            torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim
+        )
+        freqs = torch.outer(torch.arange(self.context, dtype=torch.float32), inv)
+        emb = torch.cat([freqs, freqs], dim=-1)
+        self.cos, self.sin = emb.cos(), emb.sin()  # [context, head_dim]
+        self.keys = self.values = None
+        self.length = 0
+
+    def _linear(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(self.dtype), weight).float()
+
+    def _norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), weight, self.eps)
+
+    @staticmethod
+    def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+
+    def _forward(self, ids: list[int], rows: list[int] | None) -> torch.Tensor:
+        """Run ``ids`` after the cached tokens; logits of the last position (only ``rows``
+        computed, the others -inf, when given)."""
+        start, n = self.length, len(ids)
+        if not ids or start + n > self.context:
+            raise ValueError(f"{start + n} tokens do not fit the model's context of {self.context}")
+        h, hd, kvh = self.heads, self.head_dim, self.kv_heads
+        x = self.embed[torch.tensor(ids)]  # [n, hidden]
+        cos, sin = self.cos[start : start + n], self.sin[start : start + n]  # [n, hd]
+        # a prompt attends causally; one new token after a cache to everything before it;
+        # several new tokens after a cache causally, offset by the cache
+        causal = start == 0 and n > 1
+        mask = None
+        if start > 0 and n > 1:
+            mask = torch.arange(start + n)[None, :] <= torch.arange(start, start + n)[:, None]
+        for i, (n1, qkv_w, o_w, n2, gu_w, down_w) in enumerate(self.layers):
+            qkv = self._linear(self._norm(x, n1), qkv_w).view(n, h + 2 * kvh, hd).transpose(0, 1)
+            qk = self._rope(qkv[: h + kvh], cos, sin)  # [heads, n, hd]: RoPE on q and k at once
+            self.keys[i, :, start : start + n] = qk[h:]
+            self.values[i, :, start : start + n] = qkv[h + kvh :]
+            keys, values = self.keys[i, :, : start + n], self.values[i, :, : start + n]
+            if kvh != h:
+                keys = keys.repeat_interleave(h // kvh, dim=0)
+                values = values.repeat_interleave(h // kvh, dim=0)
+            att = F.scaled_dot_product_attention(
+                qk[:h].unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
+                attn_mask=mask, is_causal=causal,
+            )[0]  # fmt: skip
+            x = x + self._linear(att.transpose(0, 1).reshape(n, h * hd), o_w)
+            gate, up = self._linear(self._norm(x, n2), gu_w).chunk(2, dim=-1)
+            x = x + self._linear(F.silu(gate) * up, down_w)
+        self.length = start + n
+        last = self._norm(x[-1], self.norm)
+        if rows is None:
+            return self._linear(last, self.head)
+        index, head = self._rows(rows)
+        logits = torch.full((self.vocab,), float("-inf"))
+        logits[index] = self._linear(last, head)
+        return logits
+
+    def _rows(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        key = tuple(rows)
+        if key not in self._head_rows:
+            if len(self._head_rows) > 64:  # a constraint asks for a handful of row sets
+                self._head_rows.clear()
+            index = torch.tensor(key)
+            self._head_rows[key] = (index, self.head[index].contiguous())
+        return self._head_rows[key]
+
+    @torch.inference_mode()
+    def prefill(self, ids: list[int], rows: list[int] | None = None) -> torch.Tensor:
+        """Start a new sequence with ``ids``; the logits after its last token (of ``rows``
+        only, the rest -inf, when given: a constrained step needs no others)."""
+        if self.keys is None:
+            shape = (len(self.layers), self.kv_heads, self.context, self.head_dim)
+            self.keys = torch.zeros(shape)
+            self.values = torch.zeros(shape)
+        self.length = 0
+        return self._forward(ids, rows)
+
+    @torch.inference_mode()
+    def extend(self, ids: list[int], rows: list[int] | None = None) -> torch.Tensor:
+        """Append tokens to the sequence; the logits after the last one (as for ``prefill``)."""
+        return self._forward(ids, rows)
+
+    def truncate(self, length: int) -> None:
+        """Forget every token after the first ``length`` (a branch restarts from there)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot truncate {self.length} tokens to {length}")
+        self.length = length
+
+
+def _rope_theta(cfg) -> float:
+    params = getattr(cfg, "rope_parameters", None) or {}
+    theta = params.get("rope_theta", getattr(cfg, "rope_theta", None))
+    return float(theta if theta is not None else 10000.0)
+
+
+def fast_model(model) -> FastLlama | None:
+    """A :class:`FastLlama` for ``model`` on the CPU, or None where it does not apply.
+
+    Kept on the model object and rebuilt only when its weights change (a model validated
+    while it trains), so the copy of the weights is made once per version. Setting
+    ``model.passlm_fast = False`` keeps that model on ``transformers``.
+    """
+    if not getattr(model, "passlm_fast", True):
+        return None
+    version = tuple(p._version for p in model.parameters())
+    cached = getattr(model, "_passlm_fast", None)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    fast = None
+    cfg = model.config
+    # transformers 5 keeps RoPE settings in rope_parameters (rope_scaling is an alias); 4.x
+    # has rope_theta and an optional rope_scaling
+    rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
+    rope_type = (
+        rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) else "?"
+    )
+    if (
+        getattr(cfg, "model_type", None) == "llama"
+        and next(model.parameters()).device.type == "cpu"
+        and rope_type == "default"
+        and not getattr(cfg, "attention_bias", False)
+        and not getattr(cfg, "mlp_bias", False)
+        and getattr(cfg, "hidden_act", "silu") == "silu"
+    ):
+        fast = FastLlama(model, compute_dtype(model))
+    model._passlm_fast = (version, fast)
+    return fast
+
+
+def compute_dtype(model) -> torch.dtype:
+    """bf16 for a model stored in bf16 (the shipped one) on a CPU with bf16 matmuls, else fp32.
+
+    ``load`` widens bf16 weights to fp32 for ``transformers`` and notes the stored dtype on the
+    model. Computing in bf16 uses exactly the stored weights and rounds activations,
+    which moves logits by a few hundredths (a test bounds it) for twice the matmul speed.
+    """
+    stored = getattr(model, "passlm_stored_dtype", None)
+    return torch.bfloat16 if stored == torch.bfloat16 and bf16_matmuls() else torch.float32
+
+
+def greedy(
+    fast: FastLlama,
+    ids: list[int],
+    budget: int,
+    *,
+    constraint=None,
+    stopped: Callable[[list[int]], bool] | None = None,
+) -> list[int]:
+    """The greedy answer after ``ids``: at most ``budget`` tokens, ending at ``</s>`` or where
+    ``stopped(answer)`` says.
+
+    A token the constraint forces (the list's opener, the closing backtick after the longest
+    list) is taken without asking the model, and goes through it with the next one: the prompt
+    and the opener are one forward pass.
+    """
+    answer: list[int] = []
+    pending = list(ids)
+    logits, started = None, False
+    while len(answer) < budget:
+        allowed = constraint.allowed(answer) if constraint is not None else None
+        if allowed is not None and len(allowed) == 1:
+            token = allowed[0]
+        else:
+            if pending:  # allowed (if known) are the only logits the choice needs
+                run = fast.extend if started else fast.prefill
+                logits, pending, started = run(pending, allowed), [], True
+            token = int(logits.argmax())
+        answer.append(token)
+        pending.append(token)
+        if token == EOS_ID or (stopped is not None and stopped(answer)):
+            break
+    return answer

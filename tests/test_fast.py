@@ -1,0 +1,120 @@
+"""The lean CPU forward pass (passlm.model.fast) computes what transformers computes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from passlm.data import format as fmt
+from passlm.model import config as mc
+from passlm.model import tokenizer as tk
+from passlm.model.constrained import PassListConstraint, priority_sample
+from passlm.model.fast import FastLlama, fast_model
+from passlm.model.generate import HEADER, PASSES, generate
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _llama(vocab: int = 300, **changes):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    base = mc.llama_config(mc.load_preset("cpu-tiny"), vocab).to_dict()
+    base.update({"max_position_embeddings": 256, **changes})
+    return LlamaForCausalLM(LlamaConfig(**base)).eval()
+
+
+def _hf_logits(model, ids: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids])).logits[0]
+
+
+@pytest.mark.parametrize("kv_heads", [None, 2])  # plain multi-head, and grouped-query
+def test_prefill_and_extend_match_transformers(kv_heads):
+    model = _llama(**({"num_key_value_heads": kv_heads} if kv_heads else {}))
+    ids = torch.randint(3, 300, (40,), generator=torch.Generator().manual_seed(1)).tolist()
+    ref = _hf_logits(model, ids)
+    fast = FastLlama(model, torch.float32)
+    torch.testing.assert_close(fast.prefill(ids[:30]), ref[29], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fast.extend(ids[30:31]), ref[30], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fast.extend(ids[31:36]), ref[35], atol=1e-4, rtol=1e-4)
+    fast.truncate(31)  # a branch: back to 31 tokens, then a different continuation
+    other = [*ids[:31], 7, 8, 9]
+    torch.testing.assert_close(
+        fast.extend([7, 8, 9]), _hf_logits(model, other)[-1], atol=1e-4, rtol=1e-4
+    )
+    rows = [5, 17, 200]
+    some = fast.extend([11], rows)
+    full = _hf_logits(model, [*other, 11])[-1]
+    torch.testing.assert_close(some[rows], full[rows], atol=1e-4, rtol=1e-4)
+    assert torch.isinf(some).sum() == 300 - len(rows)
+    with pytest.raises(ValueError, match="cannot truncate"):
+        fast.truncate(1000)
+    with pytest.raises(ValueError, match="do not fit"):
+        fast.extend(list(range(3, 250)))
+
+
+def test_bf16_matmuls_stay_close_to_fp32():
+    model = _llama().to(torch.bfloat16).float()  # bf16-rounded weights, as shipped
+    ids = list(range(3, 120))
+    ref = _hf_logits(model, ids)[-1]
+    got = FastLlama(model, torch.bfloat16).prefill(ids)
+    assert (got - ref).abs().max() < 0.02 * ref.abs().max() + 0.02
+    assert got.argmax() == ref.argmax()
+
+
+def test_fast_model_is_kept_rebuilt_or_declined():
+    model = _llama()
+    first = fast_model(model)
+    assert isinstance(first, FastLlama) and fast_model(model) is first
+    ids = list(range(3, 20))
+    before = first.prefill(ids).clone()
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight.mul_(3.0)  # the weights changed: rebuilt
+    second = fast_model(model)
+    assert second is not first
+    torch.testing.assert_close(
+        second.prefill(ids), _hf_logits(model, ids)[-1], atol=1e-4, rtol=1e-4
+    )
+    assert not torch.allclose(second.prefill(ids), before)
+    model.passlm_fast = False
+    assert fast_model(model) is None
+    scaled = _llama(rope_scaling={"rope_type": "linear", "factor": 2.0})
+    assert fast_model(scaled) is None  # RoPE scaling is left to transformers
+
+
+@pytest.fixture(scope="module")
+def prompts(sample_functions) -> list[str]:
+    irs = sorted(sample_functions.values(), key=len)[:4]
+    return [fmt.render_prompt(ir) for ir in irs]
+
+
+@pytest.fixture(scope="module")
+def ir_tokenizer(prompts):
+    answers = [fmt.render_answer("-mem2reg -instcombine -Oz", 20, 10)]
+    return tk.train_tokenizer((prompts + answers) * 3, vocab_size=640)
+
+
+def test_decoding_through_the_fast_path_equals_transformers(prompts, ir_tokenizer):
+    """Greedy lists, headers and priority samples: the same with and without the fast path."""
+    model = _llama(vocab=ir_tokenizer.get_vocab_size(), max_position_embeddings=2048)
+    constraint = PassListConstraint(ir_tokenizer)
+
+    def decode():
+        return (
+            [g.text for g in generate(model, ir_tokenizer, prompts, until=PASSES, constraint=constraint)],
+            [g.text for g in generate(model, ir_tokenizer, prompts, until=HEADER, max_new_tokens=24)],
+            [
+                [(s.text, round(s.logprob, 3)) for s in priority_sample(
+                    model, ir_tokenizer, p, 6, constraint=constraint)]
+                for p in prompts
+            ],
+        )  # fmt: skip
+
+    fast = decode()
+    assert getattr(model, "_passlm_fast", (None, None))[1] is not None  # it took the fast path
+    model.passlm_fast = False
+    slow = decode()
+    assert fast == slow
+    for samples in fast[2]:
+        assert len(samples) == 6 and all(fmt.parse_answer(t).passes is not None for t, _ in samples)
