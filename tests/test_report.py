@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -208,3 +209,65 @@ def test_markdown_and_html_escape_and_carry_every_table():
     page = to_html(report, {"overall.png": b"\x89PNG"})
     assert "<td>a|&lt;b&gt;</td>" in page and "<title>t &lt;x&gt;</title>" in page
     assert 'src="data:image/png;base64,iVBORw==' in page and "n &amp; m" in page
+
+
+def test_report_files_are_written_all_at_once(tmp_path, monkeypatch):
+    from passlm import files
+
+    new = tmp_path / "new"
+    written = files.atomic_write_files(new, {"a.png": b"\x89PNG", "report.json": "{}\n"})
+    assert sorted(p.name for p in written) == ["a.png", "report.json"]
+    assert (new / "a.png").read_bytes() == b"\x89PNG"
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "mine.txt").write_text("kept")
+    (old / "report.json").write_text("stale")
+    files.atomic_write_files(old, {"report.json": "fresh"})
+    assert (old / "report.json").read_text() == "fresh" and (old / "mine.txt").read_text() == "kept"
+
+    real = files.atomic_write
+    calls = []
+
+    def dies_on_the_second(path, data):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(path, data)
+
+    monkeypatch.setattr(files, "atomic_write", dies_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        files.atomic_write_files(tmp_path / "killed", {"a.png": b"1", "report.json": "{}"})
+    assert not (tmp_path / "killed").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old"]  # no staging left
+    with pytest.raises(InputError, match="not a directory"):
+        files.atomic_write_files(old / "mine.txt", {"x": "y"})
+
+
+def test_training_data_follows_the_fine_tune_chain(sample_functions, tmp_path, monkeypatch):
+    from passlm.evaluate.testset import merge_training, training_data_of
+
+    monkeypatch.chdir(tmp_path)  # recorded commands name paths relative to where they ran
+    examples = _examples(sample_functions)
+    write_dataset(tmp_path / "base.parquet", examples, {})
+    tuned_on = [dataclasses.replace(e, hash=f"f{i}") for i, e in enumerate(examples[:2])]
+    write_dataset(tmp_path / "feedback.parquet", tuned_on, {})
+    base, fine = tmp_path / "base-model", tmp_path / "fine-model"
+    base.mkdir()
+    fine.mkdir()
+    (base / "passlm.json").write_text('{"command": "passlm train base.parquet -o base-run"}')
+    (fine / "passlm.json").write_text(
+        '{"command": "passlm train feedback.parquet -o fine-run --init base-model",'
+        ' "init": "base-model"}'
+    )
+    assert training_data_of(fine) == [Path("feedback.parquet"), Path("base.parquet")]
+    assert training_data_of(base) == [Path("base.parquet")]
+    sets = [read_training(p) for p in training_data_of(fine)]
+    merged = merge_training(sets)
+    assert merged.hashes == sets[0].hashes | sets[1].hashes and len(merged.hashes) > len(
+        sets[1].hashes
+    )
+    assert merged.irs == sets[1].irs and merged.path == "feedback.parquet + base.parquet"
+    (base / "passlm.json").write_text(
+        '{"command": "passlm train gone.parquet -o x", "init": "fine-model"}'
+    )  # a missing file is skipped; a loop in the chain ends it
+    assert training_data_of(fine) == [Path("feedback.parquet")]

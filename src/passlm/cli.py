@@ -1055,7 +1055,8 @@ def eval_cmd(
         typer.Option(
             "--train",
             help="Training data to deduplicate against and retrieve from (default: the data "
-            "set the model was trained on, when found; 'none': neither).",
+            "sets the model, and any it was fine-tuned from, were trained on, when found; "
+            "'none': neither).",
         ),
     ] = None,
     strategies: Annotated[
@@ -1091,7 +1092,12 @@ def eval_cmd(
     from passlm.evaluate.baselines import Retrieval
     from passlm.evaluate.report import write_report
     from passlm.evaluate.suite import run_suite
-    from passlm.evaluate.testset import load_test_set, read_training, training_data_of
+    from passlm.evaluate.testset import (
+        load_test_set,
+        merge_training,
+        read_training,
+        training_data_of,
+    )
     from passlm.llvm.denylist import load_denylist
     from passlm.llvm.pool import WorkerPool
     from passlm.model import default_model_dir
@@ -1110,12 +1116,12 @@ def eval_cmd(
         raise InputError(f"--trials must be at least 1, got {trials}")
     model_dir = model if model is not None else default_model_dir()
     lm, tok = _load_model(model_dir)
-    train_path = None
+    train_paths: list[Path] = []
     if train is None:
-        train_path = training_data_of(model_dir)
+        train_paths = training_data_of(model_dir)
     elif train != "none":
-        train_path = Path(train)
-    training = read_training(train_path) if train_path is not None else None
+        train_paths = [Path(train)]
+    training = merge_training([read_training(p) for p in train_paths]) if train_paths else None
     retrieval = Retrieval(training.irs, training.lists) if training and training.irs else None
     tc = _toolchain()
     with WorkerPool(tc, workers=workers, timeout=timeout) as pool, _status_progress() as progress:

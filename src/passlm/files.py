@@ -33,6 +33,40 @@ def atomic_write(path: str | Path, data: str | bytes) -> None:
         raise
 
 
+def atomic_write_files(out_dir: str | Path, files: dict[str, str | bytes]) -> list[Path]:
+    """Write several files into ``out_dir`` so that a crash or Ctrl-C leaves either all of
+    them or none (a new directory), or at worst a few renames apart (an existing one).
+
+    Every file is written into a staging directory beside ``out_dir`` first; a new
+    ``out_dir`` is that directory renamed, an existing one gets each file moved in.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a directory")
+    parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{parent}: no such directory")
+    stage = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        os.chmod(stage, 0o777 & ~_umask())
+        for name, data in files.items():
+            atomic_write(stage / name, data)
+        if not out_dir.exists():
+            os.rename(stage, out_dir)
+        else:
+            for name in files:
+                os.replace(stage / name, out_dir / name)
+            stage.rmdir()
+    except BaseException:
+        for leftover in stage.glob("*") if stage.is_dir() else ():
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        with contextlib.suppress(OSError):
+            stage.rmdir()
+        raise
+    return [out_dir / name for name in files]
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

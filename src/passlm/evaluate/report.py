@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from passlm.files import atomic_write
+from passlm.files import atomic_write_files
 
 FIGURES = {
     "overall.png": "Overall improvement over -Oz, per method",
@@ -199,18 +199,14 @@ def _provenance(report: dict[str, Any]) -> str:
 
 
 def write_report(out_dir: Path, report: dict[str, Any], figures: dict[str, bytes]) -> list[Path]:
-    """Write report.json, report.md, report.html and the PNG figures into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, data in figures.items():
-        atomic_write(out_dir / name, data)
-        written.append(out_dir / name)
-    files = {
-        "report.json": json.dumps(report, indent=1) + "\n",
+    """Write report.json, report.md, report.html and the PNG figures into ``out_dir``: all at
+    once into a new directory, within a few renames into an existing one
+    (:func:`passlm.files.atomic_write_files`)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str | bytes] = {
+        **figures,
         "report.md": to_markdown(report, list(figures)),
         "report.html": to_html(report, figures),
+        "report.json": json.dumps(report, indent=1) + "\n",  # last: it marks a finished report
     }
-    for name, text in files.items():
-        atomic_write(out_dir / name, text)
-        written.append(out_dir / name)
-    return written
+    return atomic_write_files(out_dir, files)

@@ -68,18 +68,25 @@ class TestSet:
     splits: list[str] = field(default_factory=list)  # of the data set, tuned and corpus sources
 
 
-def training_data_of(model_dir: Path) -> Path | None:
-    """The data set a passlm model was trained on, when its recorded command names one here."""
-    meta = model_dir / "passlm.json"
-    try:
-        command = json.loads(meta.read_text()).get("command", "")
-        words = shlex.split(command)
-    except (OSError, ValueError, AttributeError):
-        return None
-    if len(words) > 2 and words[:2] == ["passlm", "train"]:
-        path = Path(words[2])
-        return path if path.is_file() else None
-    return None
+def training_data_of(model_dir: Path) -> list[Path]:
+    """The data sets a passlm model learned from, when its recorded commands name them here:
+    its own, then (for a fine-tune, ``passlm train --init``) those of the model it started
+    from, and so on back to the model trained from scratch."""
+    found: list[Path] = []
+    seen: set[Path] = set()
+    current: Path | None = model_dir
+    while current is not None and current.resolve() not in seen:
+        seen.add(current.resolve())
+        try:
+            meta = json.loads((current / "passlm.json").read_text())
+            words = shlex.split(meta.get("command", ""))
+        except (OSError, ValueError, AttributeError):
+            break
+        if len(words) > 2 and words[:2] == ["passlm", "train"] and Path(words[2]).is_file():
+            found.append(Path(words[2]))
+        init = meta.get("init")
+        current = Path(init) if isinstance(init, str) and init else None
+    return found
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,22 @@ def read_training(path: Path, split: str = "train") -> TrainingSet:
         frozenset(h for h, _, _ in pairs),
         tuple(ir for ir, _ in listed),
         tuple(p for _, p in listed),
+    )
+
+
+def merge_training(sets: Sequence[TrainingSet]) -> TrainingSet:
+    """One training set from a fine-tune chain's (:func:`training_data_of` order): every
+    function of every set is deduplicated against; the retrieval pairs come from the last set,
+    the from-scratch data whose answers are first-turn pass lists (a feedback data set's
+    prompts are whole conversations)."""
+    if not sets:
+        raise ValueError("no training sets to merge")
+    base = sets[-1]
+    return TrainingSet(
+        " + ".join(t.path for t in sets),
+        frozenset().union(*(t.hashes for t in sets)),
+        base.irs,
+        base.lists,
     )
 
 

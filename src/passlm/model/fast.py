@@ -51,8 +51,10 @@ class FastLlama:
         self.vocab = int(cfg.vocab_size)
         base = model.model
 
+        self.packed = _packs(dtype)
+
         def mat(*ts: torch.Tensor) -> torch.Tensor:
-            return torch.cat([t.detach() for t in ts]).to(dtype).contiguous()
+            return self._pack(torch.cat([t.detach() for t in ts]).to(dtype).contiguous())
 
         def vec(t: torch.Tensor) -> torch.Tensor:
             return t.detach().float().contiguous()
@@ -74,7 +76,8 @@ class FastLlama:
             for layer in base.layers
         ]
         self.norm = vec(base.norm.weight)
-        self.head = mat(model.lm_head.weight)
+        self.head_weight = model.lm_head.weight.detach().to(dtype).contiguous()
+        self.head = self._pack(self.head_weight)
         self._head_rows: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         theta = _rope_theta(cfg)
         inv = 1.0 / theta ** (
@@ -86,7 +89,14 @@ class FastLlama:
         self.keys = self.values = None
         self.length = 0
 
+    def _pack(self, weight: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._reorder_linear_weight(weight) if self.packed else weight
+
     def _linear(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if self.packed:
+            return torch.ops.mkldnn._linear_pointwise(
+                x.to(self.dtype), weight, None, "none", [], ""
+            ).float()
         return F.linear(x.to(self.dtype), weight).float()
 
     def _norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -129,12 +139,12 @@ class FastLlama:
             gate, up = self._linear(self._norm(x, n2), gu_w).chunk(2, dim=-1)
             x = x + self._linear(F.silu(gate) * up, down_w)
         self.length = start + n
-        last = self._norm(x[-1], self.norm)
+        last = self._norm(x[-1:], self.norm)
         if rows is None:
-            return self._linear(last, self.head)
+            return self._linear(last, self.head)[0]
         index, head = self._rows(rows)
         logits = torch.full((self.vocab,), float("-inf"))
-        logits[index] = self._linear(last, head)
+        logits[index] = self._linear(last, head)[0]
         return logits
 
     def _rows(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,7 +153,7 @@ class FastLlama:
             if len(self._head_rows) > 64:  # a constraint asks for a handful of row sets
                 self._head_rows.clear()
             index = torch.tensor(key)
-            self._head_rows[key] = (index, self.head[index].contiguous())
+            self._head_rows[key] = (index, self._pack(self.head_weight[index].contiguous()))
         return self._head_rows[key]
 
     @torch.inference_mode()
@@ -167,6 +177,21 @@ class FastLlama:
         if not 0 <= length <= self.length:
             raise ValueError(f"cannot truncate {self.length} tokens to {length}")
         self.length = length
+
+
+def _packs(dtype: torch.dtype) -> bool:
+    """Whether oneDNN takes weights packed once into its blocked layout (what
+    ``torch.compile`` does for CPU inference): without it, every matmul repacks its weight,
+    which for one row costs more than the product. Checked against ``F.linear`` on this build,
+    and declined (plain matmuls) if anything differs or is missing."""
+    try:
+        weight = torch.randn(24, 16, generator=torch.Generator().manual_seed(0)).to(dtype)
+        x = torch.randn(3, 16, generator=torch.Generator().manual_seed(1)).to(dtype)
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight)
+        got = torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
+        return bool(torch.allclose(got.float(), F.linear(x, weight).float(), atol=1e-2, rtol=1e-2))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
 
 
 def _rope_theta(cfg) -> float:
