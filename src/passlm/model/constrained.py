@@ -127,7 +127,11 @@ def priority_sample(
     # the opener is the only token a constrained answer can start with: it joins the prompt
     forced = [constraint.open_id] if constraint is not None else []
     session = _session(model)
-    session.start(ids + forced)
+
+    def rows(answer: list[int]) -> list[int] | None:  # the logits a step needs
+        return constraint.allowed(answer) if constraint is not None else None
+
+    session.start(ids + forced, rows(forced))
     stop = constraint.close_id if constraint is not None else tokenizer.token_to_id(PASSES_CLOSE)
     heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, 0, tuple(forced))]
     tie = 1  # heap entries: (-logprob, tie, prefix)
@@ -139,7 +143,7 @@ def priority_sample(
             continue
         logprob = -neg
         answer = list(prefix)
-        logits = session.branch(answer[len(forced) :])
+        logits = session.branch(answer[len(forced) :], rows(answer))
         while True:
             if (answer and answer[-1] == stop) or len(answer) >= budget:
                 break
@@ -159,7 +163,7 @@ def priority_sample(
             answer.append(best_t)
             logprob += best_v
             if answer[-1] != stop and len(answer) < budget:
-                logits = session.step(best_t)
+                logits = session.step(best_t, rows(answer))
         key = tuple(answer)
         if key in seen:
             continue
@@ -170,40 +174,42 @@ def priority_sample(
 
 class _FastSession:
     """Priority sampling's prompt and branches on :class:`~passlm.model.fast.FastLlama`: a
-    branch truncates the key-value cache back to the prompt."""
+    branch truncates the key-value cache back to the prompt. ``rows``: the only logits the
+    next choice needs (None: all)."""
 
     def __init__(self, fast) -> None:
         self.fast = fast
 
-    def start(self, ids: list[int]) -> None:
-        self.logits, self.prompt = self.fast.prefill(ids), len(ids)
+    def start(self, ids: list[int], rows: list[int] | None) -> None:
+        self.logits, self.prompt = self.fast.prefill(ids, rows), len(ids)
 
-    def branch(self, tokens: list[int]) -> torch.Tensor:
+    def branch(self, tokens: list[int], rows: list[int] | None) -> torch.Tensor:
         self.fast.truncate(self.prompt)
-        return self.fast.extend(tokens) if tokens else self.logits
+        return self.fast.extend(tokens, rows) if tokens else self.logits
 
-    def step(self, token: int) -> torch.Tensor:
-        return self.fast.extend([token])
+    def step(self, token: int, rows: list[int] | None) -> torch.Tensor:
+        return self.fast.extend([token], rows)
 
 
 class _ModelSession:
-    """The same on a ``transformers`` model: a branch continues a copy of the prompt's cache."""
+    """The same on a ``transformers`` model: a branch continues a copy of the prompt's cache
+    (every logit is computed; the constraint masks them)."""
 
     def __init__(self, model) -> None:
         self.model = model
         self.device = next(model.parameters()).device
 
-    def start(self, ids: list[int]) -> None:
+    def start(self, ids: list[int], rows: list[int] | None) -> None:
         self.prompt_cache, self.logits = _step(self.model, self._ids(ids), None)
 
-    def branch(self, tokens: list[int]) -> torch.Tensor:
+    def branch(self, tokens: list[int], rows: list[int] | None) -> torch.Tensor:
         self.cache = copy.deepcopy(self.prompt_cache)
         if not tokens:
             return self.logits
         self.cache, logits = _step(self.model, self._ids(tokens), self.cache)
         return logits
 
-    def step(self, token: int) -> torch.Tensor:
+    def step(self, token: int, rows: list[int] | None) -> torch.Tensor:
         self.cache, logits = _step(self.model, self._ids([token]), self.cache)
         return logits
 

@@ -1,17 +1,19 @@
-"""A lean forward pass for Llama models on the CPU, for the zero-compile pass-list prediction.
+"""A lean forward pass for Llama models on the CPU, for pass-list decoding.
 
 ``predict`` reads one pass list: a prompt of a few hundred tokens, then a handful of decoding
-steps. Through ``transformers`` that costs ~40x an in-process -Oz compile on this CPU, most of
-it in work the task does not need: logits for every prompt position, three separate Q/K/V and
-two separate gate/up matmuls per layer, a mask built per call, the generation loop's
-bookkeeping, and fp32 matmuls where the CPU has bf16 ones (AVX512-BF16/AMX run them ~2x faster).
+steps; Priority Sampling branches from the prompt again and again. Through ``transformers``
+much of that time goes to work the task does not need: logits for every prompt position, three
+separate Q/K/V and two gate/up matmuls per layer, oneDNN repacking every weight on every call
+(for one new token that costs more than the product), a deep copy of the key-value cache per
+branch, the generation loop's bookkeeping, and fp32 matmuls where the CPU has bf16 ones.
 
-:class:`FastLlama` holds the same weights rearranged for that: fused QKV and gate-up projections,
-a preallocated key-value cache, RoPE tables computed once, and the logits of the last position
-only. It is built from a loaded ``LlamaForCausalLM`` and computes the same function (a test
-checks its logits against ``transformers``); :func:`fast_model` says None for anything it does
-not cover (scaled RoPE, biases, other architectures), and callers keep the ``transformers``
-path then.
+:class:`FastLlama` holds the same weights rearranged for that: fused QKV and gate-up
+projections packed once, in the dtype the model is stored in where the CPU multiplies it
+natively (:func:`compute_dtype`); a preallocated key-value cache that a branch truncates; RoPE
+tables computed once; and logits of the last position only, of only the tokens a constraint
+allows when it says. In fp32 it computes what ``transformers`` does (tests compare logits and
+decoded answers); :func:`fast_model` says None for what it does not cover (scaled RoPE,
+biases, other architectures, a GPU), and callers keep the ``transformers`` path then.
 """
 
 from __future__ import annotations
@@ -111,7 +113,9 @@ class FastLlama:
         """Run ``ids`` after the cached tokens; logits of the last position (only ``rows``
         computed, the others -inf, when given)."""
         start, n = self.length, len(ids)
-        if not ids or start + n > self.context:
+        if not ids:
+            raise ValueError("no tokens to run")
+        if start + n > self.context:
             raise ValueError(f"{start + n} tokens do not fit the model's context of {self.context}")
         h, hd, kvh = self.heads, self.head_dim, self.kv_heads
         x = self.embed[torch.tensor(ids)]  # [n, hidden]
