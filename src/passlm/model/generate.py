@@ -9,8 +9,9 @@ Generation can stop early, because most uses do not need the whole answer:
 
 Greedy stop-early answers on the CPU go through :mod:`passlm.model.fast`, one prompt at a
 time; otherwise prompts are sorted by length and left-padded in batches for ``transformers``,
-so a batch wastes little padding. Results come back in the order of the prompts. A prompt that leaves no room in the model's
-context for the answer gets ``None``: the caller falls back (``-Oz``) and says so.
+so a batch wastes little padding. Results come back in the order of the prompts. A prompt
+that leaves no room in the model's context for the answer gets ``None``: the caller falls
+back (``-Oz``) and says so.
 """
 
 from __future__ import annotations
