@@ -237,6 +237,29 @@ def test_deny_listed_best_lists_are_answered_with_oz():
     assert make_dataset(rows)[1].denied == 0  # without a deny list the best list is taught
 
 
+def test_oz_keep_thins_the_training_splits_oz_answers_only():
+    won = [
+        dataclasses.replace(_tuned(f"w{i}", "train", passes="-O2"), best_count=0) for i in range(20)
+    ]
+    ties = [_tuned(f"t{i}", "train") for i in range(200)]  # -Oz ties: answered -Oz
+    others = [_tuned(f"v{i}", "val") for i in range(20)]
+    rows = [*won, *ties, *others]
+    oz_ir = {r.hash: "; oz\n" for r in rows}
+    full, _ = make_dataset(rows, oz_ir=oz_ir)
+    thin, report = make_dataset(rows, oz_ir=oz_ir, oz_keep=0.25)
+    kept = {e.function for e in thin}
+    assert {r.function for r in won + others} <= kept  # lists that won, and val, all kept
+    kept_ties = [t for t in ties if t.function in kept]
+    assert 30 <= len(kept_ties) <= 70 and report.oz_dropped == 200 - len(kept_ties)
+    assert len(full) - len(thin) == report.oz_dropped and report.oz_keep == 0.25
+    again, _ = make_dataset(list(reversed(rows)), oz_ir=oz_ir, oz_keep=0.25)
+    assert {e.function for e in again} == kept  # seeded per function, not by order
+    plain = [_tuned(f"p{i}", "train", passes="-Oz") for i in range(100)]  # best list -Oz
+    assert 10 <= len(make_dataset(plain, oz_keep=0.25)[0]) <= 40  # thinned without oz_ir too
+    with pytest.raises(InputError, match="oz_keep"):
+        make_dataset(rows, oz_keep=0.0)
+
+
 def test_make_dataset_drops_long_examples():
     examples, report = make_dataset(ROWS, max_chars=1000)
     assert "b" not in {e.function for e in examples}

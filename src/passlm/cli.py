@@ -871,6 +871,13 @@ def dataset_make_cmd(
         Path | None,
         typer.Option("--denylist", help="Deny-list JSON (default: the one shipped)."),
     ] = None,
+    oz_keep: Annotated[
+        float,
+        typer.Option(
+            "--oz-keep",
+            help="Keep this fraction of the training split's -Oz answers (seeded per function).",
+        ),
+    ] = 1.0,
     workers: Workers = None,
 ) -> None:
     """Render (prompt, answer) examples; drop, never truncate, those over the limits."""
@@ -910,6 +917,7 @@ def dataset_make_cmd(
         max_chars=max_chars,
         oz_ir=oz_ir,
         denied={r.hash: oz_of[r.hash] for r in refused},
+        oz_keep=oz_keep,
     )
     meta = dataset_meta(
         tuned_meta, report, tuned_path=str(tuned), command=" ".join(["passlm", *sys.argv[1:]])
@@ -924,6 +932,7 @@ def dataset_make_cmd(
     err_console.print(
         f"wrote {output}: {len(examples)} examples; {report.denied} deny-listed best lists "
         f"answered with -Oz"
+        + (f"; {report.oz_dropped} training -Oz answers left out" if oz_keep < 1.0 else "")
     )
 
 

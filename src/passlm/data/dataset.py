@@ -6,6 +6,7 @@ teach the model to stop in the middle of the IR. The report says how many were d
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -88,6 +89,8 @@ class DatasetReport:
     tokenizer: str | None  # tokenizer hash
     splits: tuple[SplitReport, ...]
     denied: int = 0  # best lists on the deny list, answered with -Oz instead
+    oz_keep: float = 1.0  # fraction of the training split's -Oz answers kept
+    oz_dropped: int = 0  # training examples answered -Oz left out by oz_keep
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "splits": [asdict(s) for s in self.splits]}
@@ -122,6 +125,23 @@ def _render(
     return render_prompt(row.ir), render_answer(passes, row.o0_count, count, ir)
 
 
+def _answers_oz(
+    row: TunedFunction, oz_ir: Mapping[str, str] | None, denied: Mapping[str, str] | None
+) -> bool:
+    """Whether :func:`_render` answers ``row`` with -Oz."""
+    if (denied is not None and row.hash in denied) or (
+        oz_ir is not None and 0 <= row.oz_count <= row.best_count
+    ):
+        return True
+    return row.best_passes.strip() == str(OZ)
+
+
+def _kept(function_hash: str, fraction: float) -> bool:
+    """A seeded coin per function (its hash), the same on every run and in any order."""
+    draw = int(hashlib.sha256(f"oz-keep:{function_hash}".encode()).hexdigest()[:16], 16)
+    return draw < fraction * 16**16
+
+
 def make_dataset(
     tuned_rows: Sequence[TunedFunction],
     *,
@@ -131,6 +151,7 @@ def make_dataset(
     max_chars: int | None = None,
     oz_ir: Mapping[str, str] | None = None,
     denied: Mapping[str, str] | None = None,
+    oz_keep: float = 1.0,
 ) -> tuple[list[Example], DatasetReport]:
     """Render one example per tuned function, dropping those longer than the limits.
 
@@ -138,18 +159,31 @@ def make_dataset(
     (function hash -> its IR after -Oz): where the autotuner found nothing better than -Oz, the
     answer is -Oz (the paper's labels) instead of the best list, which then only ties. ``max_chars``
     limits len(prompt + answer); ``denied`` (function hash -> its IR after -Oz) lists the
-    functions whose best list is on the deny list: they are answered with -Oz. ``max_tokens`` limits the tokens of prompt + answer + ``<s>``
-    and ``</s>``, counted with ``tokenizer`` (required then). Examples come in corpus order:
-    split (train, val, test, heldout), source, file, function.
+    functions whose best list is on the deny list: they are answered with -Oz. ``max_tokens``
+    limits the tokens of prompt + answer + ``<s>`` and ``</s>``, counted with ``tokenizer``
+    (required then). ``oz_keep`` keeps that fraction of the training split's -Oz answers (a
+    seeded choice per function; other splits keep their natural mix), so that training sees
+    more of the functions where a list beats -Oz. Examples come in corpus order: split (train,
+    val, test, heldout), source, file, function.
     """
     for name, limit in (("max_tokens", max_tokens), ("max_chars", max_chars)):
         if limit is not None and limit <= 0:
             raise InputError(f"{name} must be positive, got {limit}")
+    if not 0.0 < oz_keep <= 1.0:
+        raise InputError(f"oz_keep must be in (0, 1], got {oz_keep}")
     if max_tokens is not None and tokenizer is None:
         raise InputError("max_tokens needs a tokenizer to count tokens with")
     rows = sorted(
         tuned_rows, key=lambda r: (_split_order(r.split), r.split, r.source, r.file, r.function)
     )
+    oz_dropped = 0
+    if oz_keep < 1.0:
+        keep = [
+            r.split != "train" or not _answers_oz(r, oz_ir, denied) or _kept(r.hash, oz_keep)
+            for r in rows
+        ]
+        oz_dropped = keep.count(False)
+        rows = [r for r, k in zip(rows, keep, strict=True) if k]
     rendered = [_render(r, aux, oz_ir, denied) for r in rows]
     tokens = [0] * len(rows)
     token_hash = None
@@ -194,6 +228,8 @@ def make_dataset(
         tokenizer=token_hash,
         splits=tuple(SplitReport(split, *c) for split, c in counts.items()),
         denied=sum(r.hash in denied for r in rows) if denied else 0,
+        oz_keep=oz_keep,
+        oz_dropped=oz_dropped,
     )
     return examples, report
 
