@@ -5,7 +5,8 @@ proposes lists by priority sampling once per function (its first k samples are e
 ``sample-k`` would draw, so one run gives every k); each unique candidate is compiled once.
 Rows: predict (greedy, 0 extra compiles, may lose to -Oz), oz-backup, sample-3/10/30, random
 search with the same number of compiles per function (random lists from the autotuner's
-space, best kept with -Oz), and the autotuner's best lists. Columns as the paper's Tables
+space, best kept with -Oz), the most popular lists of the training split at the same compiles
+(what a model that ignores its input would propose), and the autotuner's best lists. Columns as the paper's Tables
 III/IV. The computation is :mod:`passlm.evaluate.compare`, the same as ``passlm eval``'s.
 
 ``--feedback-model DIR --feedback 1,3`` adds ``feedback-K`` rows of a model fine-tuned on the
@@ -29,8 +30,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from passlm.evaluate.baselines import PopularLists
 from passlm.evaluate.compare import AUTOTUNER, model_methods, with_random_search
-from passlm.evaluate.testset import load_test_set
+from passlm.evaluate.testset import load_test_set, read_training
 from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
 from passlm.llvm.toolchain import default_toolchain
@@ -80,7 +82,9 @@ def main() -> None:
                     tuned, tuned_tok, fns, loops, denylist=load_denylist(), compiler=pool
                 )
             ]
-        ordered, costs = with_random_search(fns, methods, pool, seed=args.seed)
+        training = read_training(args.tuned)  # the tuned file's training split
+        popular = PopularLists(training.lists, load_denylist().allows)
+        ordered, costs = with_random_search(fns, methods, pool, seed=args.seed, popular=popular)
 
     oz = [f.oz_count for f in fns]
     reference = ordered[-1].row(oz, 0.0)["overall"]  # the autotuner

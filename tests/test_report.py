@@ -98,6 +98,37 @@ def test_run_methods_compiles_each_list_once_and_never_loses_to_oz(sample_functi
         run_methods(fns, [Method("short", "model", lists[:2])], None)  # type: ignore[arg-type]
 
 
+def test_popular_lists_rank_by_wins_and_match_a_methods_compiles(sample_functions, toolchain):
+    from passlm.evaluate.baselines import PopularLists
+    from passlm.evaluate.compare import with_random_search
+    from passlm.llvm.denylist import load_denylist
+
+    wins = ["-O1"] * 3 + ["-Oz"] * 9 + ["-gvn -dse"] * 2 + ["-gvn-sink -O1"] * 5 + ["-O2"] * 2
+    popular = PopularLists(wins, load_denylist().allows)
+    # -Oz is compiled anyway and gvn-sink is deny-listed; ties (2 wins each) by name
+    assert [str(p) for p in popular.propose(5)] == ["-O1", "-O2", "-gvn -dse"]
+    assert popular.wins["-O1"] == 3 and len(PopularLists(wins)) == 4
+    names = ["clamp", "sum_array"]
+    irs = [sample_functions[n] for n in names]
+    with InProcessCompiler(toolchain) as c:
+        oz = [c.run(ir, OZ).count for ir in irs]
+        fns = [
+            TestFunction(str(i), n, "s", ir, 99, b, b, OZ, None)
+            for i, (n, ir, b) in enumerate(zip(names, irs, oz, strict=True))
+        ]
+        two = [[parse_pass_list("-mem2reg"), parse_pass_list("-sroa")], [parse_pass_list("-O1")]]
+        ordered, _ = with_random_search(fns, [Method("sample-2", "model", two)], c, popular=popular)
+        o1 = [c.run(ir, "-O1").count for ir in irs]
+        o2 = c.run(irs[0], "-O2").count
+    assert [r.name for r in ordered] == [
+        "sample-2", "random search (sample-2 budget)", "popular lists (sample-2 budget)",
+        "autotuner",
+    ]  # fmt: skip
+    pop = ordered[2]
+    assert pop.compiles == [2, 1]  # as many lists as the model's strategy compiled, per function
+    assert pop.counts == [min(oz[0], o1[0], o2), min(oz[1], o1[1])]
+
+
 def test_ir_features_and_retrieval(sample_functions):
     ir = (
         "define i32 @f(i32 %0, i32 %1) {\n%3 = add i32 %0, %1\n%4 = icmp sgt i32 %3, 0\n"

@@ -1098,7 +1098,7 @@ def eval_cmd(
     timeout: Timeout = 60.0,
 ) -> None:
     """Every strategy of a model vs -Oz, random search, retrieval and the autotuner; a report."""
-    from passlm.evaluate.baselines import Retrieval
+    from passlm.evaluate.baselines import PopularLists, Retrieval
     from passlm.evaluate.report import write_report
     from passlm.evaluate.suite import run_suite
     from passlm.evaluate.testset import (
@@ -1132,6 +1132,11 @@ def eval_cmd(
         train_paths = [Path(train)]
     training = merge_training([read_training(p) for p in train_paths]) if train_paths else None
     retrieval = Retrieval(training.irs, training.lists) if training and training.irs else None
+    popular = (
+        PopularLists(training.lists, load_denylist().allows)
+        if training and training.lists
+        else None
+    )
     tc = _toolchain()
     with WorkerPool(tc, workers=workers, timeout=timeout) as pool, _status_progress() as progress:
         bar = progress.add_task("loading test functions", total=None, status="")
@@ -1148,7 +1153,7 @@ def eval_cmd(
         report, figures = run_suite(
             test_set, lm, tok, pool, strategies=names,
             model_name="the shipped default model" if model is None else str(model_dir),
-            retrieval=retrieval, retrieval_k=ks, ir_functions=ir_functions,
+            retrieval=retrieval, retrieval_k=ks, popular=popular, ir_functions=ir_functions,
             denylist=load_denylist(), seed=seed,
             command=" ".join(["passlm", *sys.argv[1:]]), status=status,
         )  # fmt: skip

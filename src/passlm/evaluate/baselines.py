@@ -6,6 +6,9 @@
   similarity of an IR feature vector (opcode histogram, plus block, call and size features, as
   log counts). It is the "nearest neighbour in the training set" heuristic the ML-compiler
   literature compares against: as cheap as the model at inference, but it cannot generalize.
+* Popular lists: the lists that were most often the best on the training functions, the same
+  ones for every input. A model that proposes lists without reading its input does this well,
+  so a model has learned something about the code only where it beats this at equal compiles.
 """
 
 from __future__ import annotations
@@ -31,6 +34,27 @@ def random_lists(
     """``n`` random lists for one function (deterministic in ``seed`` and the function)."""
     rng = random.Random(f"random-baseline:{seed}:{function_hash}")
     return [random_list(rng, max_length) for _ in range(n)]
+
+
+class PopularLists:
+    """The training set's best lists by how many functions they won, most first (ties by
+    name); ``-Oz`` (compiled anyway) and lists ``allows`` refuses (the deny list) left out."""
+
+    def __init__(self, lists: Sequence[str], allows=None) -> None:
+        counts = Counter(str(parse_pass_list(p)) for p in lists)
+        oz = str(parse_pass_list("-Oz"))
+        ranked = sorted((p for p in counts if p != oz), key=lambda p: (-counts[p], p))
+        self.lists = [
+            parse_pass_list(p) for p in ranked if allows is None or allows(parse_pass_list(p))
+        ]
+        self.wins = {str(p): counts[str(p)] for p in self.lists}
+
+    def __len__(self) -> int:
+        return len(self.lists)
+
+    def propose(self, n: int) -> list[PassList]:
+        """The ``n`` most popular lists."""
+        return self.lists[: max(0, n)]
 
 
 def ir_features(ir: str) -> Counter[str]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from passlm.evaluate.baselines import Retrieval, random_lists
+from passlm.evaluate.baselines import PopularLists, Retrieval, random_lists
 from passlm.evaluate.metrics import fraction_of, improvement
 from passlm.evaluate.testset import TestFunction
 from passlm.llvm.backend import Compiler, Task
@@ -144,22 +144,35 @@ def random_matched(
     )
 
 
+def popular_matched(
+    functions: Sequence[TestFunction], like: MethodResult, popular: PopularLists
+) -> Method:
+    """The most popular training lists, as many per function as ``like`` compiled there."""
+    assert like.compiles is not None
+    return Method(
+        f"popular lists ({like.name} budget)",
+        BASELINE,
+        [popular.propose(n) for n in like.compiles],
+    )
+
+
 def with_random_search(
     functions: Sequence[TestFunction],
     methods: Sequence[Method],
     compiler: Compiler,
     *,
     seed: int = 0,
+    popular: PopularLists | None = None,
 ) -> tuple[list[MethodResult], dict[str, Any]]:
-    """Every method, then random search with exactly the compiles of each method that picks the
-    best of its lists; ordered baselines, model strategies (each followed by its random search),
-    the autotuner last; and the compile costs of both runs."""
+    """Every method, then random search (and, given ``popular``, the most popular training
+    lists) with exactly the compiles of each method that picks the best of its lists; ordered
+    baselines, model strategies (each followed by its matched baselines), the autotuner last;
+    and the compile costs of both runs."""
     results, costs = run_methods(functions, methods, compiler)
-    matched = [
-        random_matched(functions, r, seed=seed)
-        for r in results
-        if r.compiles is not None and not r.as_is
-    ]
+    best_of = [r for r in results if r.compiles is not None and not r.as_is]
+    matched = [random_matched(functions, r, seed=seed) for r in best_of]
+    if popular is not None and len(popular):
+        matched += [popular_matched(functions, r, popular) for r in best_of if r.group == MODEL]
     randoms, random_costs = run_methods(functions, matched, compiler)
     ordered = _ordered([*results[:-1], *randoms[:-1], results[-1]])
     return ordered, {
@@ -169,18 +182,20 @@ def with_random_search(
 
 
 def _ordered(results: list[MethodResult]) -> list[MethodResult]:
-    """Baselines, then the model's strategies, each followed by random search at its budget;
-    the autotuner last."""
-    randoms = {r.name: r for r in results if r.name.startswith("random search")}
+    """Baselines, then the model's strategies, each followed by random search and the popular
+    lists at its budget; the autotuner last."""
+    prefixes = ("random search", "popular lists")
+    randoms = {r.name: r for r in results if r.name.startswith(prefixes)}
     matched = set(randoms)
     out = []
     for group in (BASELINE, MODEL):
         for r in results:
             if r.group == group and r.name not in matched:
                 out.append(r)
-                match = randoms.pop(f"random search ({r.name} budget)", None)
-                if match is not None:
-                    out.append(match)
+                for prefix in prefixes:
+                    match = randoms.pop(f"{prefix} ({r.name} budget)", None)
+                    if match is not None:
+                        out.append(match)
     return [*out, *randoms.values(), *(r for r in results if r.group == REFERENCE)]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from passlm import __version__
 from passlm.evaluate import plots
-from passlm.evaluate.baselines import Retrieval
+from passlm.evaluate.baselines import PopularLists, Retrieval
 from passlm.evaluate.compare import (
     AUTOTUNER,
     SIZE_BINS,
@@ -44,6 +44,7 @@ def run_suite(
     strategies: Sequence[str],
     retrieval: Retrieval | None = None,
     retrieval_k: Sequence[int] = (1, 10),
+    popular: PopularLists | None = None,
     ir_functions: int = 100,
     denylist=None,
     seed: int = 0,
@@ -62,8 +63,10 @@ def run_suite(
         methods += [retrieval_method(functions, retrieval, k) for k in retrieval_k]
     else:
         notes.append("retrieval baseline left out: no training set to retrieve from")
+    if popular is None or not len(popular):
+        notes.append("popular-lists baseline left out: no training lists")
     status("compiling", 0, 1)
-    results, costs = with_random_search(functions, methods, compiler, seed=seed)
+    results, costs = with_random_search(functions, methods, compiler, seed=seed, popular=popular)
     results = [oz_result(functions), *results]
 
     oz = [f.oz_count for f in functions]
