@@ -259,7 +259,7 @@ def test_optimize_uses_the_model_and_never_loses_to_oz(memorized, toolchain, tmp
 @pytest.mark.slow
 def test_eval_command_report_by_hand(memorized, examples, tmp_path, toolchain):
     """Every row of the report checked against counts compiled here, and the HTML rendered."""
-    from passlm.evaluate.baselines import Retrieval
+    from passlm.evaluate.baselines import PopularLists, Retrieval
 
     _, _, model_dir = memorized
     test_file, train_file = tmp_path / "test.parquet", tmp_path / "train.parquet"
@@ -279,8 +279,8 @@ def test_eval_command_report_by_hand(memorized, examples, tmp_path, toolchain):
     rows = {r["method"]: r for r in report["rows"]}
     assert list(rows) == [
         "-Oz", "retrieval (k=1)", "random search (retrieval (k=1) budget)", "predict", "oz-backup",
-        "random search (oz-backup budget)", "sample-2", "random search (sample-2 budget)",
-        "autotuner",
+        "random search (oz-backup budget)", "popular lists (oz-backup budget)", "sample-2",
+        "random search (sample-2 budget)", "popular lists (sample-2 budget)", "autotuner",
     ]  # fmt: skip
     kept = examples[2:]
     oz = [e.oz_count for e in kept]
@@ -304,6 +304,18 @@ def test_eval_command_report_by_hand(memorized, examples, tmp_path, toolchain):
             (passes,) = retrieval.propose(ir, 1)
             want.append(min(e.oz_count, c.run(ir, passes).count))
     assert rows["retrieval (k=1)"]["total"] == sum(want)
+    # popular lists: the training functions' winning lists, -Oz kept if better; as many
+    # compiles as sample-2 spent, function by function, where there are that many lists
+    popular = PopularLists([e.best_passes for e in examples[:2]])
+    assert len(popular) >= 1
+    with InProcessCompiler(toolchain) as c:
+        for e, fn in zip(kept, report["functions"], strict=True):
+            ir = fmt.parse_prompt(e.prompt)
+            best_of = [min([e.oz_count] + [c.run(ir, p).count for p in popular.propose(n)])
+                       for n in range(len(popular) + 1)]  # fmt: skip
+            assert fn["popular lists (sample-2 budget)"]["count"] in best_of
+    pop = rows["popular lists (sample-2 budget)"]
+    assert pop["extra_compiles"] <= rows["sample-2"]["extra_compiles"] and pop["regressed"] == 0
     spent = rows["retrieval (k=1)"]["extra_compiles"]
     assert rows["random search (retrieval (k=1) budget)"]["extra_compiles"] <= spent
     for r in rows.values():  # every best-of method is never worse than -Oz
