@@ -185,18 +185,18 @@ def _ordered(results: list[MethodResult]) -> list[MethodResult]:
     """Baselines, then the model's strategies, each followed by random search and the popular
     lists at its budget; the autotuner last."""
     prefixes = ("random search", "popular lists")
-    randoms = {r.name: r for r in results if r.name.startswith(prefixes)}
-    matched = set(randoms)
+    matches = {r.name: r for r in results if r.name.startswith(prefixes)}
+    matched = set(matches)
     out = []
     for group in (BASELINE, MODEL):
         for r in results:
             if r.group == group and r.name not in matched:
                 out.append(r)
                 for prefix in prefixes:
-                    match = randoms.pop(f"{prefix} ({r.name} budget)", None)
+                    match = matches.pop(f"{prefix} ({r.name} budget)", None)
                     if match is not None:
                         out.append(match)
-    return [*out, *randoms.values(), *(r for r in results if r.group == REFERENCE)]
+    return [*out, *matches.values(), *(r for r in results if r.group == REFERENCE)]
 
 
 def retrieval_method(functions: Sequence[TestFunction], retrieval: Retrieval, k: int) -> Method:
