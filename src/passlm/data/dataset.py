@@ -17,7 +17,7 @@ import pyarrow as pa
 from passlm.corpus.splits import SPLITS
 from passlm.data.format import render_answer, render_prompt
 from passlm.errors import InputError, PasslmError
-from passlm.llvm.passes import parse_pass_list
+from passlm.llvm.passes import PassList, parse_pass_list
 from passlm.search.tuned import TunedFunction
 from passlm.tables import read_rows, write_rows
 
@@ -105,7 +105,8 @@ def _render(
     aux: bool,
     oz_ir: Mapping[str, str] | None,
     denied: Mapping[str, str] | None = None,
-) -> tuple[str, str]:
+) -> tuple[str, str, PassList]:
+    """(prompt, answer, the answer's pass list) for one tuned function."""
     if denied is not None and row.hash in denied:
         # LLVM gets the best list wrong (deny list): never teach it; -Oz is the safe answer
         passes, count, optimized = OZ, row.oz_count, denied[row.hash]
@@ -122,18 +123,7 @@ def _render(
     if aux and not optimized:
         raise InputError(f"{row.function} ({row.hash}): no optimized IR for the aux answer")
     ir = optimized if aux else None
-    return render_prompt(row.ir), render_answer(passes, row.o0_count, count, ir)
-
-
-def _answers_oz(
-    row: TunedFunction, oz_ir: Mapping[str, str] | None, denied: Mapping[str, str] | None
-) -> bool:
-    """Whether :func:`_render` answers ``row`` with -Oz."""
-    if (denied is not None and row.hash in denied) or (
-        oz_ir is not None and 0 <= row.oz_count <= row.best_count
-    ):
-        return True
-    return row.best_passes.strip() == str(OZ)
+    return render_prompt(row.ir), render_answer(passes, row.o0_count, count, ir), passes
 
 
 def _kept(function_hash: str, fraction: float) -> bool:
@@ -176,15 +166,14 @@ def make_dataset(
     rows = sorted(
         tuned_rows, key=lambda r: (_split_order(r.split), r.split, r.source, r.file, r.function)
     )
-    oz_dropped = 0
-    if oz_keep < 1.0:
-        keep = [
-            r.split != "train" or not _answers_oz(r, oz_ir, denied) or _kept(r.hash, oz_keep)
-            for r in rows
-        ]
-        oz_dropped = keep.count(False)
-        rows = [r for r, k in zip(rows, keep, strict=True) if k]
-    rendered = [_render(r, aux, oz_ir, denied) for r in rows]
+    answered = [_render(r, aux, oz_ir, denied) for r in rows]
+    keep = [
+        oz_keep >= 1.0 or r.split != "train" or passes != OZ or _kept(r.hash, oz_keep)
+        for r, (_, _, passes) in zip(rows, answered, strict=True)
+    ]
+    oz_dropped = keep.count(False)
+    rows = [r for r, k in zip(rows, keep, strict=True) if k]
+    rendered = [(p, a) for (p, a, _), k in zip(answered, keep, strict=True) if k]
     tokens = [0] * len(rows)
     token_hash = None
     if tokenizer is not None:
