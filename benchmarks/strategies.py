@@ -6,8 +6,8 @@ proposes lists by priority sampling once per function (its first k samples are e
 Rows: predict (greedy, 0 extra compiles, may lose to -Oz), oz-backup, sample-3/10/30, random
 search with the same number of compiles per function (random lists from the autotuner's
 space, best kept with -Oz), the most popular lists of the training split at the same compiles
-(what a model that ignores its input would propose), and the autotuner's best lists. Columns as the paper's Tables
-III/IV. The computation is :mod:`passlm.evaluate.compare`, the same as ``passlm eval``'s.
+(what a model that ignores its input would propose), and the autotuner's best lists. Columns
+as the paper's Tables III/IV. The computation is :mod:`passlm.evaluate.compare`, the same as ``passlm eval``'s.
 
 ``--feedback-model DIR --feedback 1,3`` adds ``feedback-K`` rows of a model fine-tuned on the
 feedback task (``passlm dataset feedback``, ``passlm train --init``), each with its own random
@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from passlm.evaluate.baselines import PopularLists
-from passlm.evaluate.compare import AUTOTUNER, model_methods, with_random_search
+from passlm.evaluate.compare import AUTOTUNER, model_methods, with_matched_baselines
 from passlm.evaluate.testset import load_test_set, read_training
 from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
@@ -70,21 +70,18 @@ def main() -> None:
             f"{len(fns)} {args.split} functions of {args.tuned}; model {model_dir}; LLVM "
             f"{tc.version}; {args.threads} torch threads, {args.workers} compile workers"
         )
-        methods = model_methods(
-            model, tok, fns, strategies, denylist=load_denylist(), compiler=pool
-        )
+        deny = load_denylist()
+        methods = model_methods(model, tok, fns, strategies, denylist=deny, compiler=pool)
         if args.feedback_model is not None:
             tuned, tuned_tok = load(args.feedback_model)
             loops = [f"feedback-{k}" for k in args.feedback.split(",")]
             methods += [
                 dataclasses.replace(m, name=f"{m.name} (fine-tuned)")
-                for m in model_methods(
-                    tuned, tuned_tok, fns, loops, denylist=load_denylist(), compiler=pool
-                )
+                for m in model_methods(tuned, tuned_tok, fns, loops, denylist=deny, compiler=pool)
             ]
         training = read_training(args.tuned)  # the tuned file's training split
-        popular = PopularLists(training.lists, load_denylist().allows)
-        ordered, costs = with_random_search(fns, methods, pool, seed=args.seed, popular=popular)
+        popular = PopularLists(training.lists, deny.allows)
+        ordered, costs = with_matched_baselines(fns, methods, pool, seed=args.seed, popular=popular)
 
     oz = [f.oz_count for f in fns]
     reference = ordered[-1].row(oz, 0.0)["overall"]  # the autotuner

@@ -100,7 +100,7 @@ def test_run_methods_compiles_each_list_once_and_never_loses_to_oz(sample_functi
 
 def test_popular_lists_rank_by_wins_and_match_a_methods_compiles(sample_functions, toolchain):
     from passlm.evaluate.baselines import PopularLists
-    from passlm.evaluate.compare import with_random_search
+    from passlm.evaluate.compare import with_matched_baselines
     from passlm.llvm.denylist import load_denylist
 
     wins = ["-O1"] * 3 + ["-Oz"] * 9 + ["-gvn -dse"] * 2 + ["-gvn-sink -O1"] * 5 + ["-O2"] * 2
@@ -117,7 +117,9 @@ def test_popular_lists_rank_by_wins_and_match_a_methods_compiles(sample_function
             for i, (n, ir, b) in enumerate(zip(names, irs, oz, strict=True))
         ]
         two = [[parse_pass_list("-mem2reg"), parse_pass_list("-sroa")], [parse_pass_list("-O1")]]
-        ordered, _ = with_random_search(fns, [Method("sample-2", "model", two)], c, popular=popular)
+        ordered, _ = with_matched_baselines(
+            fns, [Method("sample-2", "model", two)], c, popular=popular
+        )
         o1 = [c.run(ir, "-O1").count for ir in irs]
         o2 = c.run(irs[0], "-O2").count
     assert [r.name for r in ordered] == [

@@ -1132,11 +1132,8 @@ def eval_cmd(
         train_paths = [Path(train)]
     training = merge_training([read_training(p) for p in train_paths]) if train_paths else None
     retrieval = Retrieval(training.irs, training.lists) if training and training.irs else None
-    popular = (
-        PopularLists(training.lists, load_denylist().allows)
-        if training and training.lists
-        else None
-    )
+    deny = load_denylist()
+    popular = PopularLists(training.lists, deny.allows) if training and training.lists else None
     tc = _toolchain()
     with WorkerPool(tc, workers=workers, timeout=timeout) as pool, _status_progress() as progress:
         bar = progress.add_task("loading test functions", total=None, status="")
@@ -1154,7 +1151,7 @@ def eval_cmd(
             test_set, lm, tok, pool, strategies=names,
             model_name="the shipped default model" if model is None else str(model_dir),
             retrieval=retrieval, retrieval_k=ks, popular=popular, ir_functions=ir_functions,
-            denylist=load_denylist(), seed=seed,
+            denylist=deny, seed=seed,
             command=" ".join(["passlm", *sys.argv[1:]]), status=status,
         )  # fmt: skip
     table = Table(title=f"{report['test_set']['functions']:,} test functions vs -Oz")

@@ -41,13 +41,11 @@ class PopularLists:
     name); ``-Oz`` (compiled anyway) and lists ``allows`` refuses (the deny list) left out."""
 
     def __init__(self, lists: Sequence[str], allows=None) -> None:
-        counts = Counter(str(parse_pass_list(p)) for p in lists)
-        oz = str(parse_pass_list("-Oz"))
-        ranked = sorted((p for p in counts if p != oz), key=lambda p: (-counts[p], p))
-        self.lists = [
-            parse_pass_list(p) for p in ranked if allows is None or allows(parse_pass_list(p))
-        ]
-        self.wins = {str(p): counts[str(p)] for p in self.lists}
+        counts = Counter(parse_pass_list(p) for p in lists)
+        oz = parse_pass_list("-Oz")
+        ranked = sorted((p for p in counts if p != oz), key=lambda p: (-counts[p], str(p)))
+        self.lists = [p for p in ranked if allows is None or allows(p)]
+        self.wins = {str(p): counts[p] for p in self.lists}
 
     def __len__(self) -> int:
         return len(self.lists)

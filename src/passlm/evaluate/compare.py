@@ -156,7 +156,7 @@ def popular_matched(
     )
 
 
-def with_random_search(
+def with_matched_baselines(
     functions: Sequence[TestFunction],
     methods: Sequence[Method],
     compiler: Compiler,

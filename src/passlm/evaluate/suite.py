@@ -20,7 +20,7 @@ from passlm.evaluate.compare import (
     pass_statistics,
     retrieval_method,
     size_bin,
-    with_random_search,
+    with_matched_baselines,
 )
 from passlm.evaluate.model_eval import EvalFunction, evaluate_model, summarize
 from passlm.evaluate.quality import taxonomy
@@ -66,7 +66,9 @@ def run_suite(
     if popular is None or not len(popular):
         notes.append("popular-lists baseline left out: no training lists")
     status("compiling", 0, 1)
-    results, costs = with_random_search(functions, methods, compiler, seed=seed, popular=popular)
+    results, costs = with_matched_baselines(
+        functions, methods, compiler, seed=seed, popular=popular
+    )
     results = [oz_result(functions), *results]
 
     oz = [f.oz_count for f in functions]
