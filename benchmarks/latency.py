@@ -3,7 +3,8 @@
 The paper's model was two orders of magnitude slower than the compiler; the target here is
 under 10x. On a seeded sample of held-out functions, times per function, side by side in one
 run on this machine: the model's greedy pass list through passlm's lean CPU forward pass
-(``passlm.model.fast``, what ``predict`` uses on a CPU) and through ``transformers``
+(``passlm.model.fast``, what ``predict`` uses on a CPU; with, as there, the previous
+function's answer as the draft, and without) and through ``transformers``
 (batch 1 and batched), the prompt's forward pass alone (the floor for any decoding loop), the
 -Oz compile in process (parse, clone, run, count), and the same through ``opt-19``; then
 priority sampling of 10 lists (``sample-10``'s proposals) both ways.
@@ -73,6 +74,10 @@ def main() -> None:
     def predict(ir: str) -> None:
         generate(model, tok, [render_prompt(ir)], until=PASSES, constraint=constraint)
 
+    def predict_alone(ir: str) -> None:  # no draft from the function before
+        fast.last_answer = []
+        predict(ir)
+
     def prompt_pass(ir: str) -> None:
         fast.prefill([*prompt_ids(tok, render_prompt(ir)), constraint.open_id], constraint.first)
 
@@ -96,6 +101,7 @@ def main() -> None:
         f"fast path: matmuls in {fast.dtype} (bf16 matmuls on this CPU: {bf16_matmuls()})"
     )
     one, one_hf = both_ways(predict, irs)
+    alone = timed(predict_alone, irs)
     model.passlm_fast = False
     start = time.perf_counter()
     generate(model, tok, [render_prompt(ir) for ir in irs], until=PASSES, constraint=constraint)
@@ -126,6 +132,7 @@ def main() -> None:
     oz_median = statistics.median(oz)
     for name, values in (
         ("predict (passlm fast path)", one),
+        ("predict (fast path), no draft from the function before", alone),
         ("predict (transformers), batch 1", one_hf),
         ("predict (transformers), batched (8)", [batched]),
         ("prompt forward pass alone (fast path)", forward),

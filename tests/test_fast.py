@@ -9,7 +9,7 @@ from passlm.data import format as fmt
 from passlm.model import config as mc
 from passlm.model import tokenizer as tk
 from passlm.model.constrained import PassListConstraint, priority_sample
-from passlm.model.fast import FastLlama, fast_model
+from passlm.model.fast import FastLlama, fast_model, greedy
 from passlm.model.generate import HEADER, PASSES, generate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -118,3 +118,29 @@ def test_decoding_through_the_fast_path_equals_transformers(prompts, ir_tokenize
     assert fast == slow
     for samples in fast[2]:
         assert len(samples) == 6 and all(fmt.parse_answer(t).passes is not None for t, _ in samples)
+
+
+def test_a_draft_changes_the_steps_not_the_greedy_answer(prompts, ir_tokenizer):
+    """Right, wrong, partly right and too long drafts: the same answer; a right one saves
+    forward passes, and the cache ends where it would without one."""
+    model = _llama(vocab=ir_tokenizer.get_vocab_size(), max_position_embeddings=2048)
+    fast = FastLlama(model, torch.float32)
+    constraint = PassListConstraint(ir_tokenizer)
+    calls = []
+    run = fast.run
+    fast.run = lambda ids, rows, **kw: calls.append(len(rows)) or run(ids, rows, **kw)
+    for cons in (None, constraint):
+        ids = [mc.BOS_ID, *ir_tokenizer.encode(prompts[0], add_special_tokens=False).ids]
+        calls.clear()
+        plain = greedy(fast, ids, 12, constraint=cons)
+        plain_calls, plain_length = len(calls), fast.length
+        assert plain_calls > 1
+        wrong = [t + 1 for t in plain]
+        drafts = [plain, [*plain, 5, 6, 7], plain[:3] + wrong[3:], wrong, plain[:1]]
+        for draft in drafts:
+            calls.clear()
+            assert greedy(fast, ids, 12, constraint=cons, draft=draft) == plain
+            assert fast.length == plain_length
+        calls.clear()
+        greedy(fast, ids, 12, constraint=cons, draft=plain)
+        assert len(calls) == 1  # the whole answer confirmed in the prompt's forward pass

@@ -18,7 +18,7 @@ biases, other architectures, a GPU), and callers keep the ``transformers`` path 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -90,16 +90,19 @@ class FastLlama:
         self.cos, self.sin = emb.cos(), emb.sin()  # [context, head_dim]
         self.keys = self.values = None
         self.length = 0
+        self.last_answer: list[int] = []  # the draft for the next greedy answer (generate)
 
     def _pack(self, weight: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._reorder_linear_weight(weight) if self.packed else weight
 
     def _linear(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``x @ weight.T`` in ``dtype``, the result in ``dtype`` too (the caller widens it
+        where fp32 is needed; adding it to the fp32 residual stream widens it in the add)."""
         if self.packed:
             return torch.ops.mkldnn._linear_pointwise(
                 x.to(self.dtype), weight, None, "none", [], ""
-            ).float()
-        return F.linear(x.to(self.dtype), weight).float()
+            )
+        return F.linear(x.to(self.dtype), weight)
 
     def _norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return F.rms_norm(x, (x.shape[-1],), weight, self.eps)
@@ -109,12 +112,12 @@ class FastLlama:
         half = x.shape[-1] // 2
         return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
-    def _forward(self, ids: list[int], rows: list[int] | None) -> torch.Tensor:
-        """Run ``ids`` after the cached tokens; logits of the last position (only ``rows``
-        computed, the others -inf, when given)."""
+    def _forward(self, ids: list[int], rows: Sequence[list[int] | None]) -> list[torch.Tensor]:
+        """Run ``ids`` after the cached tokens; the logits after each of the last ``len(rows)``
+        of them (of that position's ``rows`` only, the others -inf, where not None)."""
         start, n = self.length, len(ids)
-        if not ids:
-            raise ValueError("no tokens to run")
+        if not ids or not 1 <= len(rows) <= len(ids):
+            raise ValueError(f"cannot run {len(ids)} tokens for logits at {len(rows)} positions")
         if start + n > self.context:
             raise ValueError(f"{start + n} tokens do not fit the model's context of {self.context}")
         h, hd, kvh = self.heads, self.head_dim, self.kv_heads
@@ -127,7 +130,8 @@ class FastLlama:
         if start > 0 and n > 1:
             mask = torch.arange(start + n)[None, :] <= torch.arange(start, start + n)[:, None]
         for i, (n1, qkv_w, o_w, n2, gu_w, down_w) in enumerate(self.layers):
-            qkv = self._linear(self._norm(x, n1), qkv_w).view(n, h + 2 * kvh, hd).transpose(0, 1)
+            qkv = self._linear(self._norm(x, n1), qkv_w).float()
+            qkv = qkv.view(n, h + 2 * kvh, hd).transpose(0, 1)
             qk = self._rope(qkv[: h + kvh], cos, sin)  # [heads, n, hd]: RoPE on q and k at once
             self.keys[i, :, start : start + n] = qk[h:]
             self.values[i, :, start : start + n] = qkv[h + kvh :]
@@ -140,16 +144,21 @@ class FastLlama:
                 attn_mask=mask, is_causal=causal,
             )[0]  # fmt: skip
             x = x + self._linear(att.transpose(0, 1).reshape(n, h * hd), o_w)
+            # the MLP's activation in the matmul dtype, as under autocast: no round trip
             gate, up = self._linear(self._norm(x, n2), gu_w).chunk(2, dim=-1)
             x = x + self._linear(F.silu(gate) * up, down_w)
         self.length = start + n
-        last = self._norm(x[-1:], self.norm)
-        if rows is None:
-            return self._linear(last, self.head)[0]
-        index, head = self._rows(rows)
-        logits = torch.full((self.vocab,), float("-inf"))
-        logits[index] = self._linear(last, head)[0]
-        return logits
+        last = self._norm(x[n - len(rows) :], self.norm)
+        out = []
+        for i, want in enumerate(rows):
+            if want is None:
+                out.append(self._linear(last[i : i + 1], self.head)[0].float())
+                continue
+            index, head = self._rows(want)
+            logits = torch.full((self.vocab,), float("-inf"))
+            logits[index] = self._linear(last[i : i + 1], head)[0].float()
+            out.append(logits)
+        return out
 
     def _rows(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         key = tuple(rows)
@@ -164,16 +173,25 @@ class FastLlama:
     def prefill(self, ids: list[int], rows: list[int] | None = None) -> torch.Tensor:
         """Start a new sequence with ``ids``; the logits after its last token (of ``rows``
         only, the rest -inf, when given: a constrained step needs no others)."""
-        if self.keys is None:
-            shape = (len(self.layers), self.kv_heads, self.context, self.head_dim)
-            self.keys = torch.zeros(shape)
-            self.values = torch.zeros(shape)
-        self.length = 0
-        return self._forward(ids, rows)
+        return self.run(ids, [rows], new=True)[0]
 
     @torch.inference_mode()
     def extend(self, ids: list[int], rows: list[int] | None = None) -> torch.Tensor:
         """Append tokens to the sequence; the logits after the last one (as for ``prefill``)."""
+        return self.run(ids, [rows])[0]
+
+    @torch.inference_mode()
+    def run(
+        self, ids: list[int], rows: Sequence[list[int] | None], *, new: bool = False
+    ) -> list[torch.Tensor]:
+        """Append ``ids`` (start a new sequence with them if ``new``); the logits after each of
+        the last ``len(rows)`` tokens, each of its own ``rows`` (all where None)."""
+        if new:
+            if self.keys is None:
+                shape = (len(self.layers), self.kv_heads, self.context, self.head_dim)
+                self.keys = torch.zeros(shape)
+                self.values = torch.zeros(shape)
+            self.length = 0
         return self._forward(ids, rows)
 
     def truncate(self, length: int) -> None:
@@ -213,7 +231,11 @@ def fast_model(model) -> FastLlama | None:
     """
     if not getattr(model, "passlm_fast", True):
         return None
-    version = tuple(p._version for p in model.parameters())
+    params = getattr(model, "_passlm_params", None)
+    if params is None:  # walking the module tree costs more than a short decode: once
+        params = model._passlm_params = list(model.parameters())
+    # an in-place update bumps _version; a move or cast (.to) gives new storage
+    version = tuple((p._version, p.data_ptr()) for p in params)
     cached = getattr(model, "_passlm_fast", None)
     if cached is not None and cached[0] == version:
         return cached[1]
@@ -256,6 +278,7 @@ def greedy(
     *,
     constraint=None,
     stopped: Callable[[list[int]], bool] | None = None,
+    draft: Sequence[int] = (),
 ) -> list[int]:
     """The greedy answer after ``ids``: at most ``budget`` tokens, ending at ``</s>`` or where
     ``stopped(answer)`` says.
@@ -263,21 +286,49 @@ def greedy(
     A token the constraint forces (the list's opener, the closing backtick after the longest
     list) is taken without asking the model, and goes through it with the next one: the prompt
     and the opener are one forward pass.
+
+    ``draft`` is a guess of the answer (say the previous function's): where the answer so far
+    agrees with it, its next tokens go through the model in the same forward pass, with the
+    logits after each, and every one the greedy choice confirms saves a decoding step; at the
+    first it does not, the cache is cut back to the confirmed ones. The answer is the same with
+    any draft (speculative decoding with a fixed guess).
     """
     answer: list[int] = []
-    pending = list(ids)
-    logits, started = None, False
+    pending = list(ids)  # tokens chosen but not yet run through the model
+    known: list[torch.Tensor] = []  # logits after the answer so far, then after each of `ahead`
+    ahead: list[int] = []  # draft tokens run after the answer so far, not yet confirmed
+    started = False
+
+    def rows(prefix: list[int]) -> list[int] | None:
+        return constraint.allowed(prefix) if constraint is not None else None
+
     while len(answer) < budget:
-        allowed = constraint.allowed(answer) if constraint is not None else None
+        allowed = rows(answer)
         if allowed is not None and len(allowed) == 1:
             token = allowed[0]
         else:
-            if pending:  # allowed (if known) are the only logits the choice needs
-                run = fast.extend if started else fast.prefill
-                logits, pending, started = run(pending, allowed), [], True
-            token = int(logits.argmax())
+            if not known:
+                guess: list[int] = []
+                if list(draft[: len(answer)]) == answer:
+                    cached = fast.length if started else 0
+                    room = min(budget - len(answer) - 1, fast.context - cached - len(pending))
+                    guess = list(draft[len(answer) : len(answer) + max(0, room)])
+                wants = [allowed] + [rows(answer + guess[: j + 1]) for j in range(len(guess))]
+                known = fast.run(pending + guess, wants, new=not started)
+                pending, ahead, started = [], guess, True
+            token = int(known[0].argmax())
         answer.append(token)
-        pending.append(token)
+        if ahead and token == ahead[0]:  # the draft was right: the next logits are known
+            ahead.pop(0)
+            known.pop(0)
+        else:
+            if ahead:
+                fast.truncate(fast.length - len(ahead))
+                ahead = []
+            known = []
+            pending.append(token)
         if token == EOS_ID or (stopped is not None and stopped(answer)):
             break
+    if ahead:  # the cache holds the prompt and the answer, as without a draft
+        fast.truncate(fast.length - len(ahead))
     return answer

@@ -127,7 +127,9 @@ def generate(
                 fast, encoded[i], max(1, min(limit, context - len(encoded[i]))),
                 constraint=constraint,
                 stopped=lambda a: _stopped(tokenizer.decode(a, skip_special_tokens=True), until),
+                draft=fast.last_answer,  # functions in a row tend to get the same answer
             )  # fmt: skip
+            fast.last_answer = answer
             results[i] = _result(tokenizer, answer, until)
         return results
     device = next(model.parameters()).device
