@@ -15,6 +15,7 @@ from passlm.data.dataset import (
     ir_by_split,
     make_dataset,
     read_dataset,
+    winning_lists,
     write_dataset,
 )
 from passlm.errors import InputError
@@ -260,6 +261,35 @@ def test_oz_keep_thins_the_training_splits_oz_answers_only():
         make_dataset(rows, oz_keep=0.0)
 
 
+def test_winning_lists_are_the_lowest_counts_that_beat_oz():
+    o1, o2, gvn = (parse_pass_list(p) for p in ("-O1", "-O2", "-gvn -dse"))
+    cands = [(o1, 9), (o2, None), (gvn, 8), (o2, 8), (gvn, 8), (o1, 12)]
+    assert winning_lists(10, cands, 4) == [(gvn, 8), (o2, 8)]  # ties in order, each once
+    assert winning_lists(10, cands, 1) == [(gvn, 8)]
+    assert winning_lists(8, cands, 4) == []  # nothing beats -Oz
+    assert winning_lists(8, [(o2, None)], 4) == []
+
+
+def test_winners_answer_a_training_function_once_per_winning_list():
+    o1, gvn = parse_pass_list("-O1"), parse_pass_list("-gvn -dse")
+    won = [dataclasses.replace(_tuned("w", "train", passes="-O1"), best_count=0)]
+    tie = _tuned("t", "train")  # answered -Oz, no winners
+    val = dataclasses.replace(_tuned("v", "val", passes="-O2"), best_count=0)
+    rows = [*won, tie, val]
+    winners = {"hw": [(o1, 0), (gvn, 0)], "hv": [(o1, 0)]}  # val's entry is ignored
+    oz_ir = {tie.hash: "; oz\n"}
+    examples, report = make_dataset(rows, aux=False, oz_ir=oz_ir, winners=winners)
+    answers = [(e.function, fmt.parse_answer(e.answer)) for e in examples]
+    assert [(f, str(a.passes), a.after) for f, a in answers] == [
+        ("t", "-Oz", 1), ("w", "-O1", 0), ("w", "-gvn -dse", 0), ("v", "-O2", 0),
+    ]  # fmt: skip
+    assert (report.winner_functions, report.winner_examples) == (1, 2)
+    thin, _ = make_dataset(rows, aux=False, oz_ir=oz_ir, winners=winners, oz_keep=1e-9)
+    assert [e.function for e in thin] == ["w", "w", "v"]  # oz_keep thins -Oz answers only
+    with pytest.raises(InputError, match="optimized IR"):
+        make_dataset(rows, winners=winners)
+
+
 def test_make_dataset_drops_long_examples():
     examples, report = make_dataset(ROWS, max_chars=1000)
     assert "b" not in {e.function for e in examples}
@@ -307,6 +337,50 @@ def test_ir_by_split_reads_tuned_files(tmp_path):
     assert texts["train"] == [ROWS[1].ir, OPT, ROWS[2].ir, OPT]
     with pytest.raises(InputError):
         ir_by_split(tmp_path / "missing.parquet")
+
+
+def test_cli_dataset_make_winners_compiles_the_popular_lists(tmp_path):
+    """Two real training functions: -O1 beats -Oz on one, -gvn -dse on the other (where -O1
+    only ties -Oz); each is answered with exactly the popular lists that win on it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures" / "winners"
+    rows = []
+    for name, o0, oz, passes, best in (("LoadInt", 13, 10, "-O1", 9),
+                                       ("neg_inv64", 26, 16, "-gvn -dse", 12)):  # fmt: skip
+        ir = "".join(
+            line for line in (fixtures / f"{name}.ll").read_text().splitlines(True)
+            if not line.startswith(";")
+        )  # fmt: skip
+        rows.append(
+            dataclasses.replace(
+                _tuned(name, "train"),
+                ir=ir,
+                o0_count=o0,
+                oz_count=oz,
+                best_passes=passes,
+                best_count=best,
+                optimized_ir=None,
+            )
+        )
+    tuned, out = tmp_path / "t.parquet", tmp_path / "d.parquet"
+    write_tuned(tuned, rows, {"llvm_version": "19.1.7"})
+
+    def passlm(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "passlm.cli", "dataset", "make", str(tuned), "-o", str(out)]
+        return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
+
+    res = passlm("--no-aux", "--winners", "2", "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    examples, meta = read_dataset(out)
+    got = [(e.function, str(fmt.parse_answer(e.answer).passes), fmt.parse_answer(e.answer).after)
+           for e in examples]  # fmt: skip
+    assert got == [("LoadInt", "-O1", 9), ("neg_inv64", "-gvn -dse", 12)]
+    assert (meta["winner_functions"], meta["winner_examples"]) == (2, 2)
+    res = passlm("--winners", "2")
+    assert res.returncode == 2 and "--no-aux" in res.stderr
 
 
 def test_cli_tokenizer_train_and_dataset_make(tmp_path):

@@ -878,6 +878,18 @@ def dataset_make_cmd(
             help="Keep this fraction of the training split's -Oz answers (seeded per function).",
         ),
     ] = 1.0,
+    winners: Annotated[
+        int,
+        typer.Option(
+            "--winners",
+            help="Compile the training split's N most popular best lists on each training "
+            "function and answer it once per list that reaches its lowest count, if that beats "
+            "-Oz (needs --no-aux; 0: off).",
+        ),
+    ] = 0,
+    winners_cap: Annotated[
+        int, typer.Option("--winners-cap", help="At most this many answers per function.")
+    ] = 4,
     workers: Workers = None,
 ) -> None:
     """Render (prompt, answer) examples; drop, never truncate, those over the limits."""
@@ -893,13 +905,24 @@ def dataset_make_cmd(
         from passlm.model.tokenizer import load_tokenizer
 
         tok = load_tokenizer(tokenizer)
+    if winners < 0 or winners_cap < 1:
+        raise InputError(
+            f"--winners must be >= 0 and --winners-cap >= 1, got {winners}, {winners_cap}"
+        )
+    if winners and aux:
+        raise InputError("--winners answers carry no optimized IR: add --no-aux")
     rows, tuned_meta = read_tuned(tuned)
     deny = load_denylist(denylist)
     ties = [r for r in rows if 0 <= r.oz_count <= r.best_count] if oz_ties else []
     refused = [r for r in rows if r.best_passes and not deny.allows(parse_pass_list(r.best_passes))]
     need = {r.hash: r for r in [*ties, *refused]}
+    won: dict = {}
     with WorkerPool(_toolchain(), workers=workers) as pool:
         results = pool.run_tasks([Task(r.ir, OZ, want_ir=aux) for r in need.values()])
+        if winners:
+            won = _winners(
+                rows, deny, winners, winners_cap, pool, refused={r.hash for r in refused}
+            )
     oz_of = {}
     for r, res in zip(need.values(), results, strict=True):
         if not res.ok or res.count != r.oz_count:
@@ -918,6 +941,7 @@ def dataset_make_cmd(
         oz_ir=oz_ir,
         denied={r.hash: oz_of[r.hash] for r in refused},
         oz_keep=oz_keep,
+        winners=won,
     )
     meta = dataset_meta(
         tuned_meta, report, tuned_path=str(tuned), command=" ".join(["passlm", *sys.argv[1:]])
@@ -933,7 +957,41 @@ def dataset_make_cmd(
         f"wrote {output}: {len(examples)} examples; {report.denied} deny-listed best lists "
         f"answered with -Oz"
         + (f"; {report.oz_dropped} training -Oz answers left out" if oz_keep < 1.0 else "")
+        + (
+            f"; {report.winner_functions} training functions answered with every list that won "
+            f"({report.winner_examples} examples)"
+            if winners
+            else ""
+        )
     )
+
+
+def _winners(rows, deny, n: int, cap: int, pool, *, refused: set[str]) -> dict:
+    """Function hash -> the lists that win on it (``winning_lists``), for the training split:
+    the ``n`` most popular best lists compiled on every training function, and its own best."""
+    from passlm.data.dataset import winning_lists
+    from passlm.evaluate.baselines import PopularLists
+    from passlm.llvm.backend import Task
+    from passlm.llvm.passes import parse_pass_list
+
+    train = [r for r in rows if r.split == "train" and r.oz_count >= 0]
+    lists = PopularLists([r.best_passes for r in train], deny.allows).propose(n)
+    with _status_progress() as progress:
+        task = progress.add_task(f"{len(lists)} popular lists", total=len(train), status="")
+        out = {}
+        for i in range(0, len(train), 256):
+            chunk = train[i : i + 256]
+            results = pool.run_tasks([Task(r.ir, p) for r in chunk for p in lists])
+            for j, r in enumerate(chunk):
+                got = results[j * len(lists) : (j + 1) * len(lists)]
+                candidates = [(p, res.count) for p, res in zip(lists, got, strict=True)]
+                if r.best_count < r.oz_count and r.hash not in refused:
+                    candidates.append((parse_pass_list(r.best_passes), r.best_count))
+                lists_won = winning_lists(r.oz_count, candidates, cap)
+                if lists_won:
+                    out[r.hash] = lists_won
+            progress.advance(task, len(chunk))
+    return out
 
 
 tokenizer_app = typer.Typer(no_args_is_help=True, help="Train and measure the IR tokenizer.")

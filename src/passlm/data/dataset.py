@@ -91,6 +91,8 @@ class DatasetReport:
     denied: int = 0  # best lists on the deny list, answered with -Oz instead
     oz_keep: float = 1.0  # fraction of the training split's -Oz answers kept
     oz_dropped: int = 0  # training examples answered -Oz left out by oz_keep
+    winner_functions: int = 0  # training functions answered with every list that won (winners)
+    winner_examples: int = 0  # the examples those functions gave
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "splits": [asdict(s) for s in self.splits]}
@@ -126,6 +128,22 @@ def _render(
     return render_prompt(row.ir), render_answer(passes, row.o0_count, count, ir), passes
 
 
+def winning_lists(
+    oz_count: int, candidates: Sequence[tuple[PassList, int | None]], cap: int
+) -> list[tuple[PassList, int]]:
+    """The candidates (list, its count on the function; None: it failed) that reach the lowest
+    count, if that beats -Oz: at most ``cap``, the first ones of the given order, each once."""
+    counts = [c for _, c in candidates if c is not None]
+    low = min(counts, default=oz_count)
+    if low >= oz_count:
+        return []
+    out: list[tuple[PassList, int]] = []
+    for passes, count in candidates:
+        if count == low and all(passes != p for p, _ in out):
+            out.append((passes, count))
+    return out[:cap]
+
+
 def _kept(function_hash: str, fraction: float) -> bool:
     """A seeded coin per function (its hash), the same on every run and in any order."""
     draw = int(hashlib.sha256(f"oz-keep:{function_hash}".encode()).hexdigest()[:16], 16)
@@ -142,6 +160,7 @@ def make_dataset(
     oz_ir: Mapping[str, str] | None = None,
     denied: Mapping[str, str] | None = None,
     oz_keep: float = 1.0,
+    winners: Mapping[str, Sequence[tuple[PassList, int]]] | None = None,
 ) -> tuple[list[Example], DatasetReport]:
     """Render one example per tuned function, dropping those longer than the limits.
 
@@ -153,8 +172,11 @@ def make_dataset(
     limits the tokens of prompt + answer + ``<s>`` and ``</s>``, counted with ``tokenizer``
     (required then). ``oz_keep`` keeps that fraction of the training split's -Oz answers (a
     seeded choice per function; other splits keep their natural mix), so that training sees
-    more of the functions where a list beats -Oz. Examples come in corpus order: split (train,
-    val, test, heldout), source, file, function.
+    more of the functions where a list beats -Oz. ``winners`` (function hash -> (list, count)
+    pairs, from :func:`winning_lists`) answers each such training function once per list that
+    won on it rather than once with the autotuner's, so that the model learns every list that
+    suits the code, not one tie-break (answers without the optimized IR: ``aux`` must be False).
+    Examples come in corpus order: split (train, val, test, heldout), source, file, function.
     """
     for name, limit in (("max_tokens", max_tokens), ("max_chars", max_chars)):
         if limit is not None and limit <= 0:
@@ -163,17 +185,38 @@ def make_dataset(
         raise InputError(f"oz_keep must be in (0, 1], got {oz_keep}")
     if max_tokens is not None and tokenizer is None:
         raise InputError("max_tokens needs a tokenizer to count tokens with")
+    if winners and aux:
+        raise InputError("answers with every winning list carry no optimized IR: use aux=False")
     rows = sorted(
         tuned_rows, key=lambda r: (_split_order(r.split), r.split, r.source, r.file, r.function)
     )
     answered = [_render(r, aux, oz_ir, denied) for r in rows]
     keep = [
-        oz_keep >= 1.0 or r.split != "train" or passes != OZ or _kept(r.hash, oz_keep)
+        oz_keep >= 1.0
+        or r.split != "train"
+        or passes != OZ
+        or bool(winners and winners.get(r.hash))
+        or _kept(r.hash, oz_keep)
         for r, (_, _, passes) in zip(rows, answered, strict=True)
     ]
     oz_dropped = keep.count(False)
     rows = [r for r, k in zip(rows, keep, strict=True) if k]
     rendered = [(p, a) for (p, a, _), k in zip(answered, keep, strict=True) if k]
+    winner_functions = winner_examples = 0
+    if winners:  # one example per list that won, in place of the function's one
+        expanded_rows, expanded = [], []
+        for row, (prompt, answer) in zip(rows, rendered, strict=True):
+            lists = winners.get(row.hash) if row.split == "train" else None
+            if not lists:
+                expanded_rows.append(row)
+                expanded.append((prompt, answer))
+                continue
+            winner_functions += 1
+            winner_examples += len(lists)
+            for passes, count in lists:
+                expanded_rows.append(row)
+                expanded.append((prompt, render_answer(passes, row.o0_count, count)))
+        rows, rendered = expanded_rows, expanded
     tokens = [0] * len(rows)
     token_hash = None
     if tokenizer is not None:
@@ -219,6 +262,8 @@ def make_dataset(
         denied=sum(r.hash in denied for r in rows) if denied else 0,
         oz_keep=oz_keep,
         oz_dropped=oz_dropped,
+        winner_functions=winner_functions,
+        winner_examples=winner_examples,
     )
     return examples, report
 
