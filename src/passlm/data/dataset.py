@@ -259,7 +259,7 @@ def make_dataset(
         max_chars=max_chars,
         tokenizer=token_hash,
         splits=tuple(SplitReport(split, *c) for split, c in counts.items()),
-        denied=sum(r.hash in denied for r in rows) if denied else 0,
+        denied=len({r.hash for r in rows} & denied.keys()) if denied else 0,
         oz_keep=oz_keep,
         oz_dropped=oz_dropped,
         winner_functions=winner_functions,
