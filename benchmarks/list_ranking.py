@@ -21,8 +21,10 @@ it on code bases it has not seen, the IR carries signal that a model can learn.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,7 +35,6 @@ from rich.table import Table
 
 from passlm.evaluate.baselines import PopularLists, ir_features
 from passlm.files import atomic_write
-from passlm.llvm.backend import Task
 from passlm.llvm.denylist import load_denylist
 from passlm.llvm.passes import parse_pass_list
 from passlm.llvm.pool import WorkerPool
@@ -53,14 +54,12 @@ def count_table(rows: list[dict], lists: list[str], path: Path, workers: int) ->
             return [by_hash[r["hash"]] for r in rows]
         console.print(f"{path}: made for other lists or functions; computing it again")
     start = time.perf_counter()
+    parsed = [parse_pass_list(p) for p in lists]
     counts: list[list] = []
     with WorkerPool(default_toolchain(), workers=workers, timeout=20) as pool:
         for i in range(0, len(rows), 500):
-            chunk = rows[i : i + 500]
-            tasks = [Task(r["ir"], parse_pass_list(p)) for r in chunk for p in lists]
-            results = pool.run_tasks(tasks)
-            for j in range(len(chunk)):
-                counts.append([x.count for x in results[j * len(lists) : (j + 1) * len(lists)]])
+            grid = pool.run_grid([r["ir"] for r in rows[i : i + 500]], parsed)
+            counts += [[x.count for x in results] for results in grid]
             console.print(
                 f"  {len(counts)}/{len(rows)} functions, {time.perf_counter() - start:.0f} s"
             )
@@ -68,15 +67,16 @@ def count_table(rows: list[dict], lists: list[str], path: Path, workers: int) ->
         [{"hash": r["hash"], "counts": c} for r, c in zip(rows, counts, strict=True)]
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table.replace_schema_metadata({"lists": json.dumps(lists)}), tmp)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata({"lists": json.dumps(lists)}), buffer)
+    atomic_write(path, buffer.getvalue())
     return counts
 
 
-def features(irs: list[str], keys: list[str]) -> torch.Tensor:
+def features(feats: list[Counter[str]], keys: list[str]) -> torch.Tensor:
+    """Log-scaled feature matrix of ``ir_features`` counters, columns ``keys``."""
     return torch.log1p(
-        torch.tensor([[ir_features(ir).get(k, 0) for k in keys] for ir in irs], dtype=torch.float32)
+        torch.tensor([[f.get(k, 0) for k in keys] for f in feats], dtype=torch.float32)
     )
 
 
@@ -149,8 +149,9 @@ def main() -> None:
     for i in usable:
         by_split.setdefault(rows[i]["split"], []).append(i)
     train = by_split["train"]
-    keys = sorted({k for i in train for k in ir_features(rows[i]["ir"])})
-    x_train = features([rows[i]["ir"] for i in train], keys)
+    train_feats = [ir_features(rows[i]["ir"]) for i in train]
+    keys = sorted({k for f in train_feats for k in f})
+    x_train = features(train_feats, keys)
     mean, std = x_train.mean(0), x_train.std(0) + 1e-3
     y_train = torch.tensor(
         [[float(c is not None and c < counts[i][0]) for c in counts[i][1:]] for i in train]
@@ -174,7 +175,7 @@ def main() -> None:
         if not idx:
             continue
         sub_rows, sub_counts = [rows[i] for i in idx], [counts[i] for i in idx]
-        x = (features([r["ir"] for r in sub_rows], keys) - mean) / std
+        x = (features([ir_features(r["ir"]) for r in sub_rows], keys) - mean) / std
         natural = [list(range(1, len(lists)))] * len(idx)
         popular_frac = fraction_of_gain(sub_rows, sub_counts, natural)
         ranker_fracs = []

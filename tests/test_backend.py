@@ -88,6 +88,16 @@ def test_run_many_and_want_ir(inproc, sample_functions):
     assert all(r.ok for r in results)
 
 
+def test_run_grid_gives_every_list_on_every_ir_in_order(inproc, sample_functions):
+    irs = [sample_functions["bubble_sort"], sample_functions["sum_array"], "not IR\n"]
+    lists = [parse_pass_list(p) for p in ("-Oz", "-mem2reg")]
+    grid = inproc.run_grid(irs, lists)
+    assert [len(row) for row in grid] == [2, 2, 2]
+    for ir, row in zip(irs[:2], grid, strict=False):
+        assert [r.count for r in row] == [inproc.run(ir, p, want_ir=False).count for p in lists]
+    assert not any(r.ok for r in grid[2])  # invalid IR: failed results, nothing raised
+
+
 def test_invalid_ir_is_an_error_for_both(inproc, subproc):
     bad = "define i32 @f() {\n ret i64 0\n}\n"
     for compiler in (inproc, subproc):

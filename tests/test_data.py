@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +22,8 @@ from passlm.data.dataset import (
 from passlm.errors import InputError
 from passlm.llvm.passes import ALL_ACTIONS, O_LEVELS, parse_pass_list
 from passlm.search.tuned import TunedFunction, write_tuned
+
+from .conftest import FIXTURES, run_passlm
 
 IR = "define i32 @f(i32 %0) {\n%2 = add i32 %0, 1\nret i32 %2\n}\n"
 OPT = "define i32 @f(i32 %0) {\nret i32 %0\n}\n"
@@ -342,11 +345,7 @@ def test_ir_by_split_reads_tuned_files(tmp_path):
 def test_cli_dataset_make_winners_compiles_the_popular_lists(tmp_path):
     """Two real training functions: -O1 beats -Oz on one, -gvn -dse on the other (where -O1
     only ties -Oz); each is answered with exactly the popular lists that win on it."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    fixtures = Path(__file__).parent / "fixtures" / "winners"
+    fixtures = FIXTURES / "winners"
     rows = []
     for name, o0, oz, passes, best in (("LoadInt", 13, 10, "-O1", 9),
                                        ("neg_inv64", 26, 16, "-gvn -dse", 12)):  # fmt: skip
@@ -369,8 +368,7 @@ def test_cli_dataset_make_winners_compiles_the_popular_lists(tmp_path):
     write_tuned(tuned, rows, {"llvm_version": "19.1.7"})
 
     def passlm(*args: str) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "passlm.cli", "dataset", "make", str(tuned), "-o", str(out)]
-        return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
+        return run_passlm("dataset", "make", str(tuned), "-o", str(out), *args)
 
     res = passlm("--no-aux", "--winners", "2", "--workers", "1")
     assert res.returncode == 0, res.stderr

@@ -971,7 +971,6 @@ def _winners(rows, deny, n: int, cap: int, pool, *, refused: set[str]) -> dict:
     the ``n`` most popular best lists compiled on every training function, and its own best."""
     from passlm.data.dataset import winning_lists
     from passlm.evaluate.baselines import PopularLists
-    from passlm.llvm.backend import Task
     from passlm.llvm.passes import parse_pass_list
 
     train = [r for r in rows if r.split == "train" and r.oz_count >= 0]
@@ -981,9 +980,8 @@ def _winners(rows, deny, n: int, cap: int, pool, *, refused: set[str]) -> dict:
         out = {}
         for i in range(0, len(train), 256):
             chunk = train[i : i + 256]
-            results = pool.run_tasks([Task(r.ir, p) for r in chunk for p in lists])
-            for j, r in enumerate(chunk):
-                got = results[j * len(lists) : (j + 1) * len(lists)]
+            grid = pool.run_grid([r.ir for r in chunk], lists)
+            for r, got in zip(chunk, grid, strict=True):
                 candidates = [(p, res.count) for p, res in zip(lists, got, strict=True)]
                 if r.best_count < r.oz_count and r.hash not in refused:
                     candidates.append((parse_pass_list(r.best_passes), r.best_count))

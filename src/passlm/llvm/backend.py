@@ -104,6 +104,15 @@ class Compiler(ABC):
         results = self.run_tasks([Task(ir, as_pass_list(p), want_ir) for p in pass_lists])
         return [raise_invalid(r) for r in results]
 
+    def run_grid(
+        self, irs: Sequence[str], pass_lists: Sequence[PassList], *, want_ir: bool = False
+    ) -> list[list[Result]]:
+        """Every list on every IR in one batch (so a pool spreads it over its workers): per IR,
+        one result per list in order. Failures stay results (``ok`` False), nothing raises."""
+        results = self.run_tasks([Task(ir, p, want_ir) for ir in irs for p in pass_lists])
+        n = len(pass_lists)
+        return [results[i * n : (i + 1) * n] for i in range(len(irs))]
+
     def count(self, ir: str) -> int:
         """Instruction count of ``ir`` as it is (no passes)."""
         result = self.run(ir, PassList(()), want_ir=False)
