@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -537,7 +538,7 @@ def test_feedback_data_set_and_a_fine_tuned_model_that_retries(
     """The feedback task end to end: data set from the model's own answers, fine-tuning with
     --init, and feedback-1 proposing the better list after the compiler's feedback."""
     from passlm.data.dataset import read_dataset
-    from passlm.model.checkpoint import load
+    from passlm.model.checkpoint import lineage_of, load, read_meta
     from passlm.optimize.strategies import parse_strategy, propose
 
     _, _, model_dir = memorized
@@ -570,6 +571,15 @@ def test_feedback_data_set_and_a_fine_tuned_model_that_retries(
         "--eval-every", "0", "--checkpoint-every", "300", "--device", "cpu",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
+    meta = read_meta(run / "model")
+    assert meta["init"] == str(model_dir) and meta["lineage"] == lineage_of(model_dir)
+    assert meta["lineage"][0]["data_hash"] == read_meta(model_dir)["data_hash"]
+    old = tmp_path / "old-fine-tune"  # trained before lineages were recorded
+    shutil.copytree(run / "model", old)
+    (old / "passlm.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "lineage"}))
+    res = run_passlm("model", "export", str(old), "-o", str(tmp_path / "shipped"))
+    assert res.returncode == 0, res.stderr
+    assert read_meta(tmp_path / "shipped")["lineage"] == meta["lineage"]  # found by export
     tuned, tok = load(run / "model")
     irs = [fmt.parse_prompt(e.prompt) for e in rows]
     with InProcessCompiler(toolchain) as c:

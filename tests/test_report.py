@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,37 @@ def test_training_data_follows_the_fine_tune_chain(sample_functions, tmp_path, m
         '{"command": "passlm train gone.parquet -o x", "init": "fine-model"}'
     )  # a missing file is skipped; a loop in the chain ends it
     assert training_data_of(fine) == [Path("feedback.parquet")]
+
+
+def test_a_fine_tune_exported_over_its_base_keeps_the_base_data(tmp_path, monkeypatch):
+    """Shipping a fine-tune of the default as the new default overwrites the model its ``init``
+    names; the recorded lineage keeps the base model's data set in the chain all the same."""
+    from passlm.evaluate.testset import training_data_of
+    from passlm.model.checkpoint import lineage_of
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("base.parquet", "winners.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    shipped, fine = tmp_path / "default", tmp_path / "fine"
+    shipped.mkdir()
+    fine.mkdir()
+    base_meta = {"command": "passlm train base.parquet -o run", "data_hash": "b", "steps": 9}
+    (shipped / "passlm.json").write_text(json.dumps(base_meta))
+    assert lineage_of(shipped) == [base_meta]
+    # what passlm train --init writes: its own record, and the lineage of its init
+    fine_meta = {
+        "command": "passlm train winners.parquet -o run2 --init default",
+        "init": "default",
+        "lineage": lineage_of(shipped),
+        "preset": {"name": "cpu-small"},
+    }
+    (fine / "passlm.json").write_text(json.dumps(fine_meta))
+    want = [Path("winners.parquet"), Path("base.parquet")]
+    assert training_data_of(fine) == want
+    (shipped / "passlm.json").write_text(json.dumps(fine_meta))  # exported in place
+    assert training_data_of(shipped) == want
+    assert [e["command"] for e in lineage_of(shipped)] == [
+        fine_meta["command"], base_meta["command"]
+    ]  # fmt: skip
+    (shipped / "passlm.json").write_text("{not json")
+    assert lineage_of(shipped) == [] and training_data_of(shipped) == []

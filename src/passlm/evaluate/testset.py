@@ -18,7 +18,6 @@ set is deduplicated against training), as are repeats across sources.
 
 from __future__ import annotations
 
-import json
 import shlex
 import tempfile
 from collections.abc import Callable, Sequence
@@ -71,21 +70,18 @@ class TestSet:
 def training_data_of(model_dir: Path) -> list[Path]:
     """The data sets a passlm model learned from, when its recorded commands name them here:
     its own, then (for a fine-tune, ``passlm train --init``) those of the model it started
-    from, and so on back to the model trained from scratch."""
+    from, and so on back to the model trained from scratch (:func:`~passlm.model.checkpoint.lineage_of`)."""
+    from passlm.model.checkpoint import lineage_of
+
     found: list[Path] = []
-    seen: set[Path] = set()
-    current: Path | None = model_dir
-    while current is not None and current.resolve() not in seen:
-        seen.add(current.resolve())
+    for entry in lineage_of(model_dir):
         try:
-            meta = json.loads((current / "passlm.json").read_text())
-            words = shlex.split(meta.get("command", ""))
-        except (OSError, ValueError, AttributeError):
-            break
-        if len(words) > 2 and words[:2] == ["passlm", "train"] and Path(words[2]).is_file():
+            words = shlex.split(str(entry.get("command", "")))
+        except ValueError:
+            continue
+        named = len(words) > 2 and words[:2] == ["passlm", "train"]
+        if named and Path(words[2]).is_file() and Path(words[2]) not in found:
             found.append(Path(words[2]))
-        init = meta.get("init")
-        current = Path(init) if isinstance(init, str) and init else None
     return found
 
 

@@ -117,8 +117,43 @@ def export_model(src: str | Path, dst: str | Path, *, dtype: str = "bfloat16") -
     model, tokenizer = load(src)
     model = model.to(getattr(torch, dtype))
     meta = {**read_meta(src), "exported_from": str(src), "dtype": dtype}
+    if meta.get("init") and "lineage" not in meta:  # a fine-tune trained before lineages
+        meta["lineage"] = lineage_of(src)[1:]
     save_model(model, tokenizer, dst, meta)
     return Path(dst)
+
+
+# What a lineage entry keeps of each model's passlm.json: enough to find and check its data.
+_LINEAGE_KEYS = ("command", "data_hash", "examples", "steps", "init")
+
+
+def lineage_of(model_dir: str | Path) -> list[dict[str, Any]]:
+    """How a model came to be: its own training record, then that of the model it was
+    fine-tuned from (``init``), and so on back to the model trained from scratch.
+
+    A model that recorded its lineage (``passlm train --init`` does) is taken at its word, so
+    the record survives the ancestors being moved or overwritten, as when a fine-tune of the
+    shipped model is exported in its place. A loop in the ``init`` chain ends the walk.
+    """
+    out: list[dict[str, Any]] = []
+    seen: set[Path] = set()
+    current: Path | None = Path(model_dir)
+    while current is not None and current.resolve() not in seen:
+        seen.add(current.resolve())
+        try:
+            meta = read_meta(current)
+        except (OSError, ValueError):
+            break
+        if not isinstance(meta, dict) or not meta:
+            break
+        out.append({k: meta[k] for k in _LINEAGE_KEYS if k in meta})
+        recorded = meta.get("lineage")
+        if isinstance(recorded, list):
+            out.extend(e for e in recorded if isinstance(e, dict))
+            break
+        init = meta.get("init")
+        current = Path(init) if isinstance(init, str) and init else None
+    return out
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:

@@ -25,7 +25,13 @@ from passlm.corpus.splits import TRAIN
 from passlm.data.dataset import Example, read_dataset
 from passlm.errors import InputError
 from passlm.files import atomic_write
-from passlm.model.checkpoint import load_checkpoint, read_meta, save_checkpoint, save_model
+from passlm.model.checkpoint import (
+    lineage_of,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+    save_model,
+)
 from passlm.model.config import ModelPreset, llama_config
 from passlm.model.packing import IGNORE, PackedStream, encode_example
 from passlm.model.tokenizer import tokenizer_hash
@@ -224,7 +230,7 @@ def train(
         "parameters": sum(p.numel() for p in model.parameters()),
         **{k: data_meta[k] for k in ("llvm_version", "passlm_version") if k in data_meta},
         **(meta or {}),
-        **({"init": str(init)} if init is not None else {}),
+        **({"init": str(init), "lineage": lineage_of(init)} if init is not None else {}),
     }
 
     step = 0
