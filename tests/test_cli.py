@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from passlm.llvm import ir as irmod
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, run_passlm
 
 SAMPLE = FIXTURES / "sample.c"
 
 
-def passlm(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "passlm.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_ir_and_normalize(tmp_path):
     out = tmp_path / "s.ll"
-    res = passlm("ir", str(SAMPLE), "-o", str(out), "--normalize")
+    res = run_passlm("ir", str(SAMPLE), "-o", str(out), "--normalize")
     assert res.returncode == 0, res.stderr
     text = out.read_text()
     assert irmod.normalize(text) == text
@@ -36,7 +21,7 @@ def test_ir_and_normalize(tmp_path):
 
 
 def test_split_writes_one_module_per_function(tmp_path):
-    res = passlm("split", str(SAMPLE), "-o", str(tmp_path / "fns"))
+    res = run_passlm("split", str(SAMPLE), "-o", str(tmp_path / "fns"))
     assert res.returncode == 0, res.stderr
     files = sorted(p.name for p in (tmp_path / "fns").iterdir())
     assert files == sorted(
@@ -55,17 +40,17 @@ def test_split_writes_one_module_per_function(tmp_path):
 
 
 def test_passes_lists_action_space():
-    res = passlm("passes")
+    res = run_passlm("passes")
     assert res.returncode == 0
     assert "instcombine" in res.stdout and "-Oz" in res.stdout
-    res = passlm("passes", "--excluded")
+    res = run_passlm("passes", "--excluded")
     assert res.returncode == 0 and "print" in res.stdout
 
 
 @pytest.mark.parametrize("backend", ["inprocess", "opt"])
 def test_run_reports_counts_and_writes_ir(tmp_path, backend):
     out = tmp_path / "o.ll"
-    res = passlm(
+    res = run_passlm(
         "run",
         str(SAMPLE),
         "--passes",
@@ -82,7 +67,7 @@ def test_run_reports_counts_and_writes_ir(tmp_path, backend):
 
 def test_optimize_reports_every_function(tmp_path):
     out = tmp_path / "opt.ll"
-    res = passlm("optimize", str(SAMPLE), "-o", str(out), "-j", "1")
+    res = run_passlm("optimize", str(SAMPLE), "-o", str(out), "-j", "1")
     assert res.returncode == 0, res.stderr
     for name in ("sum_array", "bubble_sort", "total"):
         assert name in res.stderr
@@ -105,7 +90,7 @@ def test_bad_input_gives_one_line_error(tmp_path, args, message):
     (tmp_path / "EMPTY.ll").write_text("")
     (tmp_path / "BAD.ll").write_text("define i32 @f() {\n ret i64 0\n}\n")
     (tmp_path / "NOFUNCS.ll").write_text("@g = global i32 0\n")
-    res = passlm(*args, cwd=tmp_path)
+    res = run_passlm(*args, cwd=tmp_path)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
@@ -115,6 +100,6 @@ def test_bad_input_gives_one_line_error(tmp_path, args, message):
 
 def test_output_is_not_left_partial_on_error(tmp_path):
     out = tmp_path / "never.ll"
-    res = passlm("run", str(FIXTURES / "broken.c"), "-p", "-Oz", "-o", str(out))
+    res = run_passlm("run", str(FIXTURES / "broken.c"), "-p", "-Oz", "-o", str(out))
     assert res.returncode == 2
     assert list(tmp_path.iterdir()) == []

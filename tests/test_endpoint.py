@@ -12,8 +12,7 @@ from passlm.llvm.passes import parse_pass_list
 from passlm.optimize.endpoint import EndpointError, completions_url, propose_remote
 from passlm.optimize.strategies import parse_strategy
 
-from .conftest import FIXTURES
-from .test_cli import passlm
+from .conftest import FIXTURES, run_passlm
 
 
 class Server:
@@ -120,7 +119,7 @@ def test_unreachable_endpoint_is_a_clear_error():
 def test_optimize_with_an_endpoint(server):
     functions = 8  # sample.c
     server.reply(completions(["Run passes `-gvn -dse`"] * functions))
-    res = passlm(
+    res = run_passlm(
         "optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url, "-s", "oz-backup",
         "-j", "1",
     )  # fmt: skip
@@ -129,6 +128,8 @@ def test_optimize_with_an_endpoint(server):
     assert "-gvn -dse" in said and "strategy: oz-backup via http://127.0.0.1" in said
     assert "written: per-function lists" in said
     server.reply(b"oops")
-    bad = passlm("optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url, "-s", "predict")
+    bad = run_passlm(
+        "optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url, "-s", "predict"
+    )
     assert bad.returncode == 2 and "the reply is not JSON" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -24,7 +24,6 @@ from passlm.model.generate import ANSWER, HEADER, PASSES, generate
 from passlm.model.train import LOG_FILE, TrainConfig, train
 
 from .conftest import FIXTURES, run_passlm
-from .test_cli import passlm
 
 # Small real functions and a pass list each; the first two answers carry the optimized IR.
 FUNCTIONS = ("fib_lookup", "clamp", "hash_string", "sum_array")
@@ -201,16 +200,16 @@ def test_train_command_end_to_end(tmp_path, examples):
         "--device",
         "cpu",
     ]
-    proc = passlm(*args)
+    proc = run_passlm(*args)
     assert proc.returncode == 0, proc.stderr
     assert "step 2: vs -Oz" in proc.stderr and "step 4: vs -Oz" in proc.stderr
     assert (out / "model" / "model.safetensors").is_file() and (out / "training.png").is_file()
     evals = [json.loads(x) for x in (out / LOG_FILE).read_text().splitlines() if '"eval"' in x]
     assert [e["step"] for e in evals] == [2, 4]
     assert evals[0]["eval"]["functions"] == 1
-    again = passlm(*args)  # finished run: resumes at the end and only re-saves
+    again = run_passlm(*args)  # finished run: resumes at the end and only re-saves
     assert again.returncode == 0, again.stderr
-    bad = passlm("train", str(data), "-o", str(out), "--preset", "nope")
+    bad = run_passlm("train", str(data), "-o", str(out), "--preset", "nope")
     assert bad.returncode == 2 and "unknown model preset" in bad.stderr
 
 
@@ -250,10 +249,10 @@ def test_optimize_uses_the_model_and_never_loses_to_oz(memorized, toolchain, tmp
     # a proposal is one extra compile, unless it is -Oz itself (already compiled)
     spent = [int(str(p) != "-Oz") for p in proposals]
     assert [f.compiles for f in report.functions] == spent
-    res = passlm("optimize", str(FIXTURES / "sample.c"), "--model", str(model_dir), "-j", "1")
+    res = run_passlm("optimize", str(FIXTURES / "sample.c"), "--model", str(model_dir), "-j", "1")
     assert res.returncode == 0, res.stderr
     assert "sample-10" in res.stderr  # the default strategy
-    bad = passlm("optimize", str(FIXTURES / "sample.c"), "--model", str(tmp_path))
+    bad = run_passlm("optimize", str(FIXTURES / "sample.c"), "--model", str(tmp_path))
     assert bad.returncode == 2 and "not a model directory" in bad.stderr
 
 
@@ -267,7 +266,7 @@ def test_eval_command_report_by_hand(memorized, examples, tmp_path, toolchain):
     write_dataset(test_file, [dataclasses.replace(e, split="test") for e in examples], {})
     write_dataset(train_file, examples[:2], {})  # the model "saw" the first two
     out = tmp_path / "report"
-    res = passlm(
+    res = run_passlm(
         "eval", "--model", str(model_dir), "--test", str(test_file), "--train", str(train_file),
         "--strategies", "predict,oz-backup,sample-2", "--retrieval-k", "1",
         "--ir-functions", "2", "-o", str(out),
@@ -345,11 +344,13 @@ def test_eval_command_report_by_hand(memorized, examples, tmp_path, toolchain):
     assert page["tables"][0] == 1 + len(rows)  # header + one row per method, -Oz included
     assert len(page["images"]) == 5 and all(w > 300 for w in page["images"]), page
 
-    bad = passlm("eval", "--model", str(model_dir), "--test", str(tmp_path / "nope.parquet"))
+    bad = run_passlm("eval", "--model", str(model_dir), "--test", str(tmp_path / "nope.parquet"))
     assert bad.returncode == 2 and "nope.parquet: no such file" in bad.stderr
-    bad = passlm("eval", "--model", str(model_dir), "--test", str(test_file), "--strategies", "x")
+    bad = run_passlm(
+        "eval", "--model", str(model_dir), "--test", str(test_file), "--strategies", "x"
+    )
     assert bad.returncode == 2 and "unknown strategy 'x'" in bad.stderr
-    empty = passlm("eval", "--model", str(model_dir), "--test", str(test_file), "--split", "val",
+    empty = run_passlm("eval", "--model", str(model_dir), "--test", str(test_file), "--split", "val",
                    "-o", str(tmp_path / "none"))  # fmt: skip
     assert empty.returncode == 2 and "no test functions" in empty.stderr
     assert not (tmp_path / "none").exists()
@@ -366,7 +367,7 @@ def test_eval_on_a_directory_of_c_files(memorized, tmp_path):
     shutil.copy(FIXTURES / "sample.c", src / "sample.c")
     (src / "broken.c").write_text("int f( {\n")
     out = tmp_path / "report"
-    res = passlm(
+    res = run_passlm(
         "eval", "--model", str(model_dir), "--test", str(src), "--train", "none",
         "--strategies", "predict", "--trials", "8", "--ir-functions", "0", "-o", str(out),
     )  # fmt: skip
@@ -420,7 +421,7 @@ window.addEventListener("load", () => {
 def test_export_to_bf16_halves_the_size_and_keeps_the_answers(memorized, examples, tmp_path):
     model, tok, model_dir = memorized
     out = tmp_path / "bf16"
-    res = passlm("model", "export", str(model_dir), "-o", str(out))
+    res = run_passlm("model", "export", str(model_dir), "-o", str(out))
     assert res.returncode == 0, res.stderr
     size = (out / "model.safetensors").stat().st_size
     assert size < 0.6 * (model_dir / "model.safetensors").stat().st_size
@@ -432,7 +433,9 @@ def test_export_to_bf16_halves_the_size_and_keeps_the_answers(memorized, example
     before = generate(model, tok, prompts, until=HEADER)
     after = generate(small, small_tok, prompts, until=HEADER)
     assert [g.text for g in after] == [g.text for g in before]
-    bad = passlm("model", "export", str(model_dir), "-o", str(tmp_path / "x"), "--dtype", "int3")
+    bad = run_passlm(
+        "model", "export", str(model_dir), "-o", str(tmp_path / "x"), "--dtype", "int3"
+    )
     assert bad.returncode == 2 and "dtype must be" in bad.stderr
 
 

@@ -26,8 +26,7 @@ from passlm.verify.differential import (
     same_list_everywhere,
 )
 
-from .conftest import FIXTURES
-from .test_cli import passlm
+from .conftest import FIXTURES, run_passlm
 
 EXPECTED = "15 7 70 "  # the start of sample.c's output line
 
@@ -245,18 +244,20 @@ def test_optimize_skips_denied_proposals(toolchain, sample_ir, sample_functions,
 @pytest.mark.slow
 def test_verify_command_on_a_program(tmp_path):
     out = tmp_path / "v"
-    res = passlm("verify", str(FIXTURES / "sample.c"), "--passes", "-O2", "-o", str(out), "-j", "1")
+    res = run_passlm(
+        "verify", str(FIXTURES / "sample.c"), "--passes", "-O2", "-o", str(out), "-j", "1"
+    )
     assert res.returncode == 0, res.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["with_oracle"] == 1 and summary["pairs"] == 8 and summary["miscompiles"] == []
-    bad = passlm("verify", str(FIXTURES / "sample.c"), "-o", str(out))
+    bad = run_passlm("verify", str(FIXTURES / "sample.c"), "-o", str(out))
     assert bad.returncode == 2 and "name the lists" in bad.stderr
 
 
 @pytest.mark.slow
 def test_optimize_verify_writes_a_checked_per_function_module(tmp_path, toolchain):
     out = tmp_path / "sample.ll"
-    res = passlm(
+    res = run_passlm(
         "optimize", str(FIXTURES / "sample.c"), "--no-model", "--verify", "-o", str(out), "-j", "1"
     )
     assert res.returncode == 0, res.stderr
@@ -266,7 +267,7 @@ def test_optimize_verify_writes_a_checked_per_function_module(tmp_path, toolchai
     assert "98 with whole-module -Oz, 102 with the per-function lists" in said
     assert "written: whole-module -Oz (98 instructions)" in said
     assert execute(out.read_text(), toolchain).stdout.startswith(EXPECTED)
-    no_main = passlm("optimize", str(FIXTURES / "sample.cpp"), "--no-model", "--verify")
+    no_main = run_passlm("optimize", str(FIXTURES / "sample.cpp"), "--no-model", "--verify")
     assert no_main.returncode == 2 and "needs a program with a main" in no_main.stderr
 
 
@@ -280,13 +281,15 @@ def test_optimize_verifies_ll_and_bc_inputs_with_every_strategy(tmp_path, toolch
     subprocess.run([toolchain.llvm_as, str(ll), "-o", str(bc)], check=True)
     for source, strategy in ((ll, "predict"), (bc, "sample-3"), (bc, "oz-backup")):
         out = tmp_path / f"out-{strategy}.ll"
-        res = passlm("optimize", str(source), "-s", strategy, "--verify", "-o", str(out), "-j", "1")
+        res = run_passlm(
+            "optimize", str(source), "-s", strategy, "--verify", "-o", str(out), "-j", "1"
+        )
         assert res.returncode == 0, res.stderr
         assert "verify: same output" in " ".join(res.stderr.split())
         assert execute(out.read_text(), toolchain).stdout.startswith(EXPECTED)
-    bad = passlm("optimize", str(ll), "-s", "sample-0")
+    bad = run_passlm("optimize", str(ll), "-s", "sample-0")
     assert bad.returncode == 2 and "sample-N needs 1 <= N" in bad.stderr
-    bad = passlm("optimize", str(ll), "-s", "best")
+    bad = run_passlm("optimize", str(ll), "-s", "best")
     assert bad.returncode == 2 and "unknown strategy 'best'" in bad.stderr
 
 
