@@ -126,7 +126,7 @@ def priority_sample(
     budget = min(max_new_tokens, context - len(ids))
     # the opener is the only token a constrained answer can start with: it joins the prompt
     forced = [constraint.open_id] if constraint is not None else []
-    session = _session(model)
+    session = decoding_session(model)
 
     def rows(answer: list[int]) -> list[int] | None:  # the logits a step needs
         return constraint.allowed(answer) if constraint is not None else None
@@ -217,7 +217,8 @@ class _ModelSession:
         return torch.tensor([ids], device=self.device)
 
 
-def _session(model):
+def decoding_session(model):
+    """A prompt, then branches that each continue it: on the fast CPU path where it applies."""
     from passlm.model.fast import fast_model
 
     fast = fast_model(model)
