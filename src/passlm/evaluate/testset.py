@@ -70,7 +70,8 @@ class TestSet:
 def training_data_of(model_dir: Path) -> list[Path]:
     """The data sets a passlm model learned from, when its recorded commands name them here:
     its own, then (for a fine-tune, ``passlm train --init``) those of the model it started
-    from, and so on back to the model trained from scratch (:func:`~passlm.model.checkpoint.lineage_of`)."""
+    from, and so on back to the model trained from scratch
+    (:func:`~passlm.model.checkpoint.lineage_of`)."""
     from passlm.model.checkpoint import lineage_of
 
     found: list[Path] = []
