@@ -189,7 +189,7 @@ def main() -> None:
     for k in KS:
         table.add_column(f"k={k}", justify="right")
     report: dict = {"lists": lists, "seeds": seeds, "splits": {}}
-    probs_of: dict[str, torch.Tensor] = {}
+    probs_of: dict[str, list[torch.Tensor]] = {}  # per split, one per seed
     for split in args.splits.split(","):
         idx = by_split.get(split, [])
         if not idx:

@@ -47,8 +47,8 @@ from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
 from passlm.llvm.toolchain import default_toolchain
 from passlm.model import default_model_dir, load
-from passlm.model.config import BOS_ID
 from passlm.model.constrained import decoding_session, priority_sample
+from passlm.model.generate import prompt_ids
 from passlm.optimize.strategies import constraint_for
 
 console = Console(width=120)
@@ -89,8 +89,8 @@ def collect(model, tok, functions, k: int, pool) -> list[dict]:
         ]
         samples = [(p, lp) for p, lp in samples if p is not None]
         real = pool.run_grid([f.ir], [p for p, _ in samples])[0] if samples else []
-        ids = [BOS_ID, *tok.encode(prompt, add_special_tokens=False).ids]
         texts = [str(p) for p, _ in samples]
+        ids = prompt_ids(tok, prompt)
         predicted = predicted_after(model, tok, ids, texts, f.o0_count) if samples else []
         rows.append(
             {
@@ -153,8 +153,12 @@ def score(rows: list[dict], rule: str, threshold: float) -> dict[str, float]:
     }
 
 
-RULES = {"greedy": (0.0,), "most probable": (0.0,), "margin": MARGINS}
-RULES["predicted count"] = COUNT_MARGINS
+RULES = {
+    "greedy": (0.0,),
+    "most probable": (0.0,),
+    "margin": MARGINS,
+    "predicted count": COUNT_MARGINS,
+}
 
 
 def _label(threshold: float) -> str:
@@ -202,12 +206,11 @@ def main() -> None:
         table.add_column(f"{split}: vs -Oz (improved / regressed)", justify="right")
     report: dict = {"model": str(model_dir), "k": args.k, "rules": {}}
     for rule, thresholds in RULES.items():
+        on_first = {t: score(data[splits[0]], rule, t) for t in thresholds}
         # ties go to the most cautious threshold
-        chosen = max(
-            reversed(thresholds), key=lambda t: score(data[splits[0]], rule, t)["improvement"]
-        )
+        chosen = max(reversed(thresholds), key=lambda t: on_first[t]["improvement"])
         results = {split: score(data[split], rule, chosen) for split in splits}
-        curve = {_label(t): score(data[splits[0]], rule, t) for t in thresholds}
+        curve = {_label(t): r for t, r in on_first.items()}
         report["rules"][rule] = {
             "threshold": _label(chosen),
             "splits": results,
