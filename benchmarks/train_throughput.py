@@ -1,12 +1,15 @@
 """Training throughput: tokens/second of the real training loop on this machine, per preset.
 
-For each preset, trains on real (prompt, answer) examples of the data set (or, without one, of
-the corpus rendered with -O0 answers) for a few warm-up steps and then a timed stretch, with
-the same batch shape as ``passlm train`` (default 4 x 1024 tokens), and prints side by side the
-parameters, tokens/s, seconds per step and the hours one epoch of the data set would take.
+For each preset and each variant of the loop, trains on real (prompt, answer) examples of the
+data set for a few warm-up steps and then a timed stretch, with the same batch shape as
+``passlm train`` (default 4 x 1024 tokens), and prints side by side the parameters, tokens/s,
+seconds per step, the hours one epoch of the data set would take, and the speed-up over the
+first variant. Variants: ``fp32`` and ``bf16`` (``passlm train --precision``), and
+``full-fp32`` / ``full-bf16``, the loop as it was before the output layer ran on the answer
+tokens only (full [batch, block, vocab] logits, then the masked cross-entropy).
 
     .venv/bin/python benchmarks/train_throughput.py [--dataset data/dataset.parquet]
-        [--presets cpu-tiny,cpu-small,cpu-base] [--steps 8]
+        [--presets cpu-tiny,cpu-small,cpu-base] [--variants full-fp32,fp32,bf16] [--steps 8]
 """
 
 from __future__ import annotations
@@ -23,11 +26,23 @@ from rich.console import Console
 from rich.table import Table
 
 from passlm.data.dataset import read_dataset
+from passlm.model import train as train_module
 from passlm.model.config import load_preset, parameter_count
+from passlm.model.packing import IGNORE
 from passlm.model.tokenizer import count_tokens, load_tokenizer
 from passlm.model.train import TrainConfig, train
 
 console = Console(width=120)
+ANSWER_LOSS = train_module.answer_loss
+
+
+def full_logits_loss(model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The earlier loop's loss: logits at every position, then the masked cross-entropy."""
+    logits = model(input_ids=x).logits  # [batch, block, vocab]
+    total = torch.nn.functional.cross_entropy(
+        logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE, reduction="sum"
+    )
+    return total, int((y != IGNORE).sum())
 
 
 def main() -> None:
@@ -35,6 +50,7 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=Path("data/dataset.parquet"))
     parser.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer.json"))
     parser.add_argument("--presets", default="cpu-tiny,cpu-small,cpu-base")
+    parser.add_argument("--variants", default="full-fp32,fp32,bf16")
     parser.add_argument("--steps", type=int, default=8, help="timed steps per preset")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -52,10 +68,34 @@ def main() -> None:
         f"{torch.get_num_threads()} threads on {os.cpu_count()} cores, device {args.device}"
     )
     table = Table(title="training throughput")
-    for col in ("preset", "parameters", "tokens/s", "s/step", "hours/epoch"):
-        table.add_column(col, justify="left" if col == "preset" else "right")
+    for col in ("preset", "variant", "parameters", "tokens/s", "s/step", "hours/epoch", "speed-up"):
+        table.add_column(col, justify="left" if col in ("preset", "variant") else "right")
     for name in args.presets.split(","):
         preset = load_preset(name)
+        first = None
+        for variant in args.variants.split(","):
+            step_s = _time_variant(args, pairs, tok, preset, variant)
+            first = first or step_s
+            tps = args.batch_size * args.block_size / step_s
+            table.add_row(
+                name,
+                variant,
+                f"{parameter_count(preset, tok.get_vocab_size()) / 1e6:.2f}M",
+                f"{tps:,.0f}",
+                f"{step_s:.2f}",
+                f"{epoch_tokens / tps / 3600:.2f}",
+                f"{first / step_s:.2f}x",
+            )
+    console.print(table)
+
+
+def _time_variant(args, pairs, tok, preset, variant: str) -> float:
+    """Median seconds per timed step of the real loop in this variant."""
+    full, _, precision = variant.rpartition("-")
+    if full not in ("", "full") or precision not in ("fp32", "bf16"):
+        raise SystemExit(f"unknown variant {variant!r}: use [full-]fp32 or [full-]bf16")
+    train_module.answer_loss = full_logits_loss if full else ANSWER_LOSS
+    try:
         total = args.warmup + args.steps
         config = TrainConfig(
             steps=total,
@@ -64,6 +104,7 @@ def main() -> None:
             warmup_steps=1,
             checkpoint_every=total,
             device=args.device,
+            precision=precision,
         )
         times: list[float] = []
         last = [time.perf_counter()]
@@ -77,16 +118,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             last[0] = time.perf_counter()
             train(pairs, tok, preset, config, tmp, resume=False, on_step=on_step)
-        step_s = statistics.median(times)
-        tps = args.batch_size * args.block_size / step_s
-        table.add_row(
-            name,
-            f"{parameter_count(preset, tok.get_vocab_size()) / 1e6:.2f}M",
-            f"{tps:,.0f}",
-            f"{step_s:.2f}",
-            f"{epoch_tokens / tps / 3600:.2f}",
-        )
-    console.print(table)
+        return statistics.median(times)
+    finally:
+        train_module.answer_loss = ANSWER_LOSS
 
 
 if __name__ == "__main__":

@@ -17,7 +17,13 @@ from passlm.model import checkpoint as ckpt
 from passlm.model import config as mc
 from passlm.model import tokenizer as tk
 from passlm.model.packing import IGNORE, PackedStream, encode_example
-from passlm.model.train import LOG_FILE, TrainConfig, train
+from passlm.model.train import (
+    LOG_FILE,
+    TrainConfig,
+    answer_loss,
+    resolve_precision,
+    train,
+)
 
 PASS_LISTS = ("-mem2reg -instcombine -Oz", "-sroa -simplifycfg", "-reg2mem -Os", "-O1 -dce")
 
@@ -194,8 +200,42 @@ def test_tiny_model_overfits_and_round_trips(tmp_path, tokenizer, examples, tiny
         assert torch.equal(model(x).logits, hf(x).logits)
 
 
-def test_resume_gives_the_same_losses(tmp_path, tokenizer, examples, tiny):
-    config = _config()
+def test_answer_loss_is_the_full_cross_entropy(tokenizer, examples, tiny):
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(mc.llama_config(tiny, tokenizer.get_vocab_size()))
+    stream = PackedStream([encode_example(tokenizer, p, a) for p, a in examples], 512, seed=0)
+    ids, labels = stream.batch(0, 3)
+    x, y = torch.from_numpy(ids[:, :-1]), torch.from_numpy(labels[:, 1:])
+    y[0] = IGNORE  # a block of prompt only adds nothing
+    total, targets = answer_loss(model, x, y)
+    assert targets == int((y != IGNORE).sum()) > 0
+    grads = torch.autograd.grad(total, list(model.parameters()))
+    logits = model(input_ids=x).logits  # [batch, block, vocab]: what the loop computed before
+    full = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE, reduction="sum"
+    )
+    assert total.item() == pytest.approx(full.item(), rel=1e-5)
+    for got, want in zip(grads, torch.autograd.grad(full, list(model.parameters())), strict=True):
+        assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_precision_resolves_per_device():
+    from passlm.model.fast import bf16_matmuls
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == torch.float32
+    assert resolve_precision("bf16", cpu) == torch.bfloat16
+    assert resolve_precision("auto", torch.device("cuda")) == torch.bfloat16
+    assert resolve_precision("auto", cpu) == (torch.bfloat16 if bf16_matmuls() else torch.float32)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_gives_the_same_losses(tmp_path, tokenizer, examples, tiny, precision):
+    config = _config(precision=precision)
     straight = train(examples, tokenizer, tiny, config, tmp_path / "a")
     first = train(examples, tokenizer, tiny, config, tmp_path / "b", stop_after=3)
     assert first.step == 3 and first.model_dir is None

@@ -1280,6 +1280,13 @@ def train_cmd(
         int, typer.Option("--checkpoint-every", help="Save a checkpoint every N steps.")
     ] = 50,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N.")] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="Matmuls: auto (bf16 autocast on CUDA and on CPUs with native bf16), bf16, fp32.",
+        ),
+    ] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Initialization and data order.")] = 0,
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="Continue from the run's checkpoint.")
@@ -1316,6 +1323,7 @@ def train_cmd(
             checkpoint_every=checkpoint_every,
             seed=seed,
             device=device,
+            precision=precision,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None

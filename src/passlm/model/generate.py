@@ -5,7 +5,10 @@ Generation can stop early, because most uses do not need the whole answer:
 * ``until="passes"``: after the pass list's closing backtick (zero-compile prediction reads
   nothing else, and it is a few dozen tokens instead of hundreds);
 * ``until="header"``: after the first line (pass list and predicted counts);
-* ``until="answer"``: at ``</s>`` (the optimized IR too).
+* ``until="answer"``: at ``</s>`` (the optimized IR too). The answer is held to its full form:
+  until the first line ends with ``:`` (the optimized IR follows), the pass-list-only ending
+  ``.`` and ``</s>`` cannot be drawn, so a model fine-tuned on pass-list-only answers can still
+  be asked for its IR.
 
 Greedy stop-early answers on the CPU go through :mod:`passlm.model.fast`, one prompt at a
 time; otherwise prompts are sorted by length and left-padded in batches for ``transformers``,
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from passlm.data.format import PASSES_CLOSE, PASSES_OPEN
+from passlm.data.format import AUX_END, NO_AUX_END, PASSES_CLOSE, PASSES_OPEN
 from passlm.model.config import BOS_ID, EOS_ID, PAD_ID
 from passlm.model.fast import fast_model, greedy
 
@@ -84,6 +87,33 @@ class _StopAt:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class _FullAnswer:
+    """A ``transformers`` logits processor: until a row's first line has ended with ``:``, no
+    token holding ``.`` (the pass-list-only ending; pass names and counts have none) and no
+    ``</s>``."""
+
+    def __init__(self, tokenizer, start: int, banned: torch.Tensor) -> None:
+        self.tokenizer, self.start, self.banned = tokenizer, start, banned
+        self.done: set[int] = set()
+
+    @staticmethod
+    def banned_tokens(tokenizer) -> torch.Tensor:
+        """The ids :class:`_FullAnswer` keeps out of a first line."""
+        dots = [i for i in range(tokenizer.get_vocab_size()) if NO_AUX_END in tokenizer.decode([i])]
+        return torch.tensor([*dots, EOS_ID], dtype=torch.long)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(scores.shape[0]):
+            if row in self.done:
+                continue
+            text = self.tokenizer.decode(input_ids[row, self.start :].tolist())
+            if "\n" in text or AUX_END in text:  # the header ended (":" first or not at all)
+                self.done.add(row)
+                continue
+            scores[row, self.banned] = float("-inf")
+        return scores
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -133,6 +163,7 @@ def generate(
             results[i] = _result(tokenizer, answer, until)
         return results
     device = next(model.parameters()).device
+    banned = _FullAnswer.banned_tokens(tokenizer).to(device) if until == ANSWER else None
     for b in range(0, len(order), batch_size):
         batch = order[b : b + batch_size]
         width = max(len(encoded[i]) for i in batch)
@@ -145,6 +176,11 @@ def generate(
         stopping = (
             StoppingCriteriaList([_StopAt(tokenizer, width, until)]) if until != ANSWER else None
         )
+        processors = LogitsProcessorList()
+        if constraint is not None:
+            processors.append(ConstrainedLogits(constraint, width))
+        if until == ANSWER:
+            processors.append(_FullAnswer(tokenizer, width, banned))
         if sample:
             torch.manual_seed(seed + b)
         out = model.generate(
@@ -158,9 +194,7 @@ def generate(
             eos_token_id=EOS_ID,
             pad_token_id=PAD_ID,
             stopping_criteria=stopping,
-            logits_processor=LogitsProcessorList([ConstrainedLogits(constraint, width)])
-            if constraint is not None
-            else None,
+            logits_processor=processors or None,
         )
         for row, i in enumerate(batch):
             results[i] = _result(tokenizer, out[row, width:].tolist(), until)
