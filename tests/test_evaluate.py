@@ -125,9 +125,9 @@ def test_generate_batched_equals_single_and_stops(memorized, examples):
     assert [g.text for g in batched[:WITH_IR]] == [e.answer for e in examples[:WITH_IR]]
     assert all(g.finished for g in batched[:WITH_IR])
     # A whole answer is asked for in its full form: where the model learned the pass-list-only
-    # ending, it cannot end the first line with "." (nor stop), the pass list stays its own.
+    # ending, its first line is kept with ":" for "." and the model goes on from there.
     for g, e in zip(batched[WITH_IR:], examples[WITH_IR:], strict=True):
-        assert e.answer.endswith(".") and not g.text.split("\n")[0].endswith(".")
+        assert e.answer.endswith(".") and g.text.startswith(e.answer[:-1] + ":\n")
         assert fmt.parse_answer(g.text).passes == fmt.parse_answer(e.answer).passes
     heads = generate(model, tok, prompts, until=HEADER)
     assert [h.text for h in heads] == [e.answer.split("\n")[0] for e in examples]

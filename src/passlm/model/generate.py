@@ -6,9 +6,9 @@ Generation can stop early, because most uses do not need the whole answer:
   nothing else, and it is a few dozen tokens instead of hundreds);
 * ``until="header"``: after the first line (pass list and predicted counts);
 * ``until="answer"``: at ``</s>`` (the optimized IR too). The answer is held to its full form:
-  until the first line ends with ``:`` (the optimized IR follows), the pass-list-only ending
-  ``.`` and ``</s>`` cannot be drawn, so a model fine-tuned on pass-list-only answers can still
-  be asked for its IR.
+  the first line is generated as for ``"header"``; where it takes the pass-list-only ending
+  ``.``, that becomes ``:`` and the model goes on from there, so a model fine-tuned on
+  pass-list-only answers can still be asked for its IR (its pass list and counts unchanged).
 
 Greedy stop-early answers on the CPU go through :mod:`passlm.model.fast`, one prompt at a
 time; otherwise prompts are sorted by length and left-padded in batches for ``transformers``,
@@ -19,6 +19,7 @@ back (``-Oz``) and says so.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -87,33 +88,6 @@ class _StopAt:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
-class _FullAnswer:
-    """A ``transformers`` logits processor: until a row's first line has ended with ``:``, no
-    token holding ``.`` (the pass-list-only ending; pass names and counts have none) and no
-    ``</s>``."""
-
-    def __init__(self, tokenizer, start: int, banned: torch.Tensor) -> None:
-        self.tokenizer, self.start, self.banned = tokenizer, start, banned
-        self.done: set[int] = set()
-
-    @staticmethod
-    def banned_tokens(tokenizer) -> torch.Tensor:
-        """The ids :class:`_FullAnswer` keeps out of a first line."""
-        dots = [i for i in range(tokenizer.get_vocab_size()) if NO_AUX_END in tokenizer.decode([i])]
-        return torch.tensor([*dots, EOS_ID], dtype=torch.long)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        for row in range(scores.shape[0]):
-            if row in self.done:
-                continue
-            text = self.tokenizer.decode(input_ids[row, self.start :].tolist())
-            if "\n" in text or AUX_END in text:  # the header ended (":" first or not at all)
-                self.done.add(row)
-                continue
-            scores[row, self.banned] = float("-inf")
-        return scores
-
-
 @torch.no_grad()
 def generate(
     model,
@@ -137,6 +111,54 @@ def generate(
     """
     if until not in UNTIL:
         raise ValueError(f"until must be one of {', '.join(UNTIL)}, not {until!r}")
+    options = dict(batch_size=batch_size, sample=sample, temperature=temperature, top_p=top_p)
+    if until != ANSWER:
+        return _generate(
+            model, tokenizer, prompts, until, max_new_tokens, seed, constraint, **options
+        )
+    heads = _generate(model, tokenizer, prompts, HEADER, None, seed, constraint, **options)
+    # The first line, ending in ":" and a newline as a full answer's does; None: not written.
+    firsts = [
+        h.text[:-1] + AUX_END + "\n"
+        if h is not None and h.text.endswith((AUX_END, NO_AUX_END))
+        else None
+        for h in heads
+    ]
+    rests: list[Generation | None] = [None] * len(prompts)
+    # Rows with a first line go on after it (the pass list is written); the others start over,
+    # under the constraint.
+    for rows, rule in (
+        ([i for i, f in enumerate(firsts) if f is not None], None),
+        ([i for i, f in enumerate(firsts) if f is None], constraint),
+    ):
+        texts = [prompts[i] + (firsts[i] or "") for i in rows]
+        got = _generate(model, tokenizer, texts, ANSWER, max_new_tokens, seed, rule, **options)
+        for i, g in zip(rows, got, strict=True):
+            rests[i] = g
+    out: list[Generation | None] = []
+    for head, first, rest in zip(heads, firsts, rests, strict=True):
+        if first is None or rest is None:
+            out.append(rest if first is None else dataclasses.replace(head, finished=False))
+        else:
+            out.append(Generation(first + rest.text, head.tokens + rest.tokens, rest.finished))
+    return out
+
+
+def _generate(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    until: str,
+    max_new_tokens: int | None,
+    seed: int,
+    constraint,
+    *,
+    batch_size: int,
+    sample: bool,
+    temperature: float,
+    top_p: float,
+) -> list[Generation | None]:
+    """:func:`generate` for one stop point, the answer starting right after each prompt."""
     from transformers import LogitsProcessorList, StoppingCriteriaList
 
     from passlm.model.constrained import ConstrainedLogits
@@ -163,7 +185,6 @@ def generate(
             results[i] = _result(tokenizer, answer, until)
         return results
     device = next(model.parameters()).device
-    banned = _FullAnswer.banned_tokens(tokenizer).to(device) if until == ANSWER else None
     for b in range(0, len(order), batch_size):
         batch = order[b : b + batch_size]
         width = max(len(encoded[i]) for i in batch)
@@ -179,8 +200,6 @@ def generate(
         processors = LogitsProcessorList()
         if constraint is not None:
             processors.append(ConstrainedLogits(constraint, width))
-        if until == ANSWER:
-            processors.append(_FullAnswer(tokenizer, width, banned))
         if sample:
             torch.manual_seed(seed + b)
         out = model.generate(
