@@ -106,7 +106,8 @@ def generate(
     """Answer each prompt; ``None`` where the prompt leaves no room for an answer.
 
     Greedy by default (deterministic). ``max_new_tokens`` defaults to what the context leaves
-    for ``until="answer"`` and to a short budget for the stop-early modes. ``constraint`` (a
+    for ``until="answer"`` (there it counts after the first line) and to a short budget for the
+    stop-early modes. ``constraint`` (a
     :class:`~passlm.model.constrained.PassListConstraint`) keeps the pass list valid.
     """
     if until not in UNTIL:
