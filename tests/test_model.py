@@ -21,6 +21,7 @@ from passlm.model.train import (
     LOG_FILE,
     TrainConfig,
     answer_loss,
+    data_hash,
     resolve_precision,
     train,
 )
@@ -267,6 +268,13 @@ def test_trains_from_a_data_set_file_and_refuses_a_foreign_checkpoint(
         train(path, tokenizer, tiny, _config(steps=2, lr=1e-3), tmp_path / "run")
     with pytest.raises(InputError, match="other data hash"):
         train(examples, tokenizer, tiny, _config(steps=2), tmp_path / "run")
+    other = tmp_path / "other.parquet"
+    write_dataset(other, rows[:1], {"llvm_version": "18.1.8"})
+    mixed = train([path, other, path], tokenizer, tiny, _config(steps=2), tmp_path / "mixed")
+    meta = ckpt.read_meta(mixed.model_dir)  # train splits in order, the first's metadata
+    train_pairs = [(r.prompt, r.answer) for r in rows if r.split == "train"]
+    assert meta["examples"] == 7 and meta["llvm_version"] == "19.1.7"
+    assert meta["data_hash"] == data_hash(train_pairs + train_pairs[:1] + train_pairs)
 
 
 def test_load_errors(tmp_path):

@@ -305,6 +305,12 @@ def test_training_data_follows_the_fine_tune_chain(sample_functions, tmp_path, m
         '{"command": "passlm train gone.parquet -o x", "init": "fine-model"}'
     )  # a missing file is skipped; a loop in the chain ends it
     assert training_data_of(fine) == [Path("feedback.parquet")]
+    (base / "passlm.json").write_text(
+        '{"command": "passlm train base.parquet feedback.parquet base.parquet -o x.parquet"}'
+    )  # a mixed run names each data set once; -o's value is no training data
+    (fine / "passlm.json").write_text('{"command": "passlm train x", "init": "base-model"}')
+    (tmp_path / "x.parquet").write_bytes(b"")
+    assert training_data_of(fine) == [Path("base.parquet"), Path("feedback.parquet")]
 
 
 def test_a_fine_tune_exported_over_its_base_keeps_the_base_data(tmp_path, monkeypatch):

@@ -1253,7 +1253,14 @@ def _eval_line(step: int, e: dict) -> str:
 
 @app.command("train")
 def train_cmd(
-    dataset: Annotated[Path, typer.Argument(help="Data set Parquet file (dataset make).")],
+    datasets: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Data set Parquet files (dataset make): their train splits are trained on "
+            "together (name one twice to weigh it double); validation uses the first's.",
+            metavar="DATASET...",
+        ),
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Run directory.")],
     preset: Annotated[str, typer.Option("--preset", help="Model preset name or JSON file.")] = (
         "cpu-small"
@@ -1338,7 +1345,9 @@ def train_cmd(
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{init}: not a passlm model to fine-tune ({exc})") from None
         tokenizer = tokenizer or init / "tokenizer.json"
-    examples, _ = read_dataset(dataset)
+    examples, _ = read_dataset(datasets[0])
+    for other in datasets[1:]:
+        read_dataset(other)  # a bad file fails here, before any tokenizer or checkpoint
     if tokenizer is None:
         output.mkdir(parents=True, exist_ok=True)
         tokenizer = output / "tokenizer.json"
@@ -1349,7 +1358,8 @@ def train_cmd(
             save_tokenizer(train_tokenizer(texts, 8192), tokenizer)
             err_console.print(f"trained {tokenizer} on {len(texts)} training functions")
     tok = load_tokenizer(tokenizer)
-    val = from_examples([e for e in examples if e.split == "val"])
+    # one validation function per hash: a winners data set has several answers per function
+    val = from_examples(list({e.hash: e for e in examples if e.split == "val"}.values()))
     chosen = sample_functions(val, eval_functions, seed)
     command = " ".join(["passlm", *sys.argv[1:]])
     tc = _toolchain()
@@ -1367,7 +1377,7 @@ def train_cmd(
             progress.update(bar, completed=record["step"], status=status)
 
         result = train(
-            dataset,
+            datasets,
             tok,
             model_preset,
             config,

@@ -80,9 +80,14 @@ def training_data_of(model_dir: Path) -> list[Path]:
             words = shlex.split(str(entry.get("command", "")))
         except ValueError:
             continue
-        named = len(words) > 2 and words[:2] == ["passlm", "train"]
-        if named and Path(words[2]).is_file() and Path(words[2]) not in found:
-            found.append(Path(words[2]))
+        if words[:2] != ["passlm", "train"]:
+            continue
+        # the data sets are the leading arguments (`passlm train A.parquet B.parquet -o ...`)
+        for word in words[2:]:
+            if word.startswith("-"):
+                break
+            if Path(word).is_file() and Path(word) not in found:
+                found.append(Path(word))
     return found
 
 

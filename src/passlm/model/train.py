@@ -143,11 +143,19 @@ def data_hash(examples: Sequence[Example] | Sequence[tuple[str, str]]) -> str:
 
 
 def _load_examples(data) -> tuple[list[tuple[str, str]], dict[str, Any]]:
-    """(prompt, answer) pairs of the train split, and the data set's metadata."""
+    """(prompt, answer) pairs of the train split, and the data set's metadata. ``data`` is a
+    data set file, a list of them (their train splits in that order, the first one's metadata:
+    a file named twice counts twice), or examples."""
     if isinstance(data, str | Path):
-        examples, meta = read_dataset(data)
-        pairs = [(e.prompt, e.answer) for e in examples if e.split == TRAIN]
-        return pairs, meta
+        data = [data]
+    if data and all(isinstance(d, str | Path) for d in data):
+        pairs: list[tuple[str, str]] = []
+        first: dict[str, Any] | None = None
+        for path in data:
+            examples, meta = read_dataset(path)
+            first = meta if first is None else first
+            pairs.extend((e.prompt, e.answer) for e in examples if e.split == TRAIN)
+        return pairs, first or {}
     return [(e.prompt, e.answer) if isinstance(e, Example) else tuple(e) for e in data], {}
 
 
@@ -211,7 +219,7 @@ def _check_same_run(path: Path, info: dict[str, Any]) -> None:
 
 
 def train(
-    data: str | Path | Sequence[Example] | Sequence[tuple[str, str]],
+    data: str | Path | Sequence[str | Path] | Sequence[Example] | Sequence[tuple[str, str]],
     tokenizer,
     preset: ModelPreset,
     config: TrainConfig,
@@ -224,7 +232,8 @@ def train(
     on_step: Callable[[dict[str, Any]], None] | None = None,
     init: str | Path | None = None,
 ) -> TrainResult:
-    """Train ``preset`` on ``data`` (a data set file's train split, or examples) into ``out_dir``.
+    """Train ``preset`` on ``data`` (the train split of a data set file or of several, or
+    examples) into ``out_dir``.
 
     ``out_dir/checkpoint`` is saved every ``checkpoint_every`` steps and continued from when
     ``resume``; ``out_dir/model`` is written once ``config.steps`` are done. ``stop_after``:
