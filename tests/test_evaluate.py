@@ -216,6 +216,10 @@ def test_train_command_end_to_end(tmp_path, examples):
     assert again.returncode == 0, again.stderr
     bad = run_passlm("train", str(data), "-o", str(out), "--preset", "nope")
     assert bad.returncode == 2 and "unknown model preset" in bad.stderr
+    missing = tmp_path / "missing.parquet"
+    bad = run_passlm("train", str(data), "-o", str(tmp_path / "other"), "--ir-only", str(missing))
+    assert bad.returncode == 2 and "missing.parquet" in bad.stderr
+    assert not (tmp_path / "other").exists()  # refused before anything is written
 
 
 def test_training_curve_plot(tmp_path):

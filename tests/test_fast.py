@@ -48,6 +48,14 @@ def test_prefill_and_extend_match_transformers(kv_heads):
     full = _hf_logits(model, [*other, 11])[-1]
     torch.testing.assert_close(some[rows], full[rows], atol=1e-4, rtol=1e-4)
     assert torch.isinf(some).sum() == 300 - len(rows)
+    # logits at several positions, from the start and after a cache (a draft's check)
+    many = fast.run(ids[:30], [None] * 4, new=True)
+    for got, want in zip(many, ref[26:30], strict=True):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    many = fast.run(ids[30:36], [None, rows, None])
+    torch.testing.assert_close(many[0], ref[33], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(many[1][rows], ref[34][rows], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(many[2], ref[35], atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="cannot truncate"):
         fast.truncate(1000)
     with pytest.raises(ValueError, match="do not fit"):

@@ -128,6 +128,23 @@ def test_labels_mask_the_prompt(tokenizer, examples):
     assert tokenizer.decode(trained[:-1].tolist()) == answer
 
 
+def test_labels_can_leave_the_pass_list_out(tokenizer, examples):
+    prompt, answer = examples[1]
+    full = encode_example(tokenizer, prompt, answer)
+    enc = encode_example(tokenizer, prompt, answer, list_loss=False)
+    assert (enc.ids == full.ids).all()
+    n_prompt = len(tokenizer.encode(prompt, add_special_tokens=False).ids)
+    answer_labels = enc.labels[1 + n_prompt :]
+    masked = int((answer_labels == IGNORE).sum())
+    assert masked > 2  # the opening marker, the passes and the backtick
+    assert (answer_labels[masked:] != IGNORE).all()  # one masked span, at the start
+    head = tokenizer.decode(enc.ids[1 + n_prompt : 1 + n_prompt + masked].tolist())
+    assert head == answer[: answer.index(fmt.PASSES_CLOSE, len(fmt.PASSES_OPEN)) + 1]
+    assert head.startswith(fmt.PASSES_OPEN) and head.endswith(fmt.PASSES_CLOSE)
+    rest = tokenizer.decode(answer_labels[masked:-1].tolist())
+    assert head + rest == answer and rest.startswith(fmt.COUNTS_FROM)
+
+
 def test_packing_is_seeded_and_gapless(tokenizer, examples):
     encoded = [encode_example(tokenizer, p, a) for p, a in examples]
     stream = PackedStream(encoded, block_size=50, seed=1)
@@ -230,6 +247,9 @@ def test_precision_resolves_per_device():
     assert resolve_precision("bf16", cpu) == torch.bfloat16
     assert resolve_precision("auto", torch.device("cuda")) == torch.bfloat16
     assert resolve_precision("auto", cpu) == (torch.bfloat16 if bf16_matmuls() else torch.float32)
+    assert resolve_precision("auto", cpu, 256) == resolve_precision("auto", cpu)
+    assert resolve_precision("auto", cpu, 128) == torch.float32  # cpu-tiny: fp32 is faster
+    assert resolve_precision("bf16", cpu, 128) == torch.bfloat16
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="fp16")
 
@@ -275,6 +295,16 @@ def test_trains_from_a_data_set_file_and_refuses_a_foreign_checkpoint(
     train_pairs = [(r.prompt, r.answer) for r in rows if r.split == "train"]
     assert meta["examples"] == 7 and meta["llvm_version"] == "19.1.7"
     assert meta["data_hash"] == data_hash(train_pairs + train_pairs[:1] + train_pairs)
+    # an --ir-only data set follows the others, its pass lists without loss
+    ir_only = train(
+        [path], tokenizer, tiny, _config(steps=2), tmp_path / "ir-only", ir_only=[other]
+    )
+    meta = ckpt.read_meta(ir_only.model_dir)
+    assert meta["examples"] == 4
+    assert meta["data_hash"] == data_hash(
+        [(*t, True) for t in train_pairs] + [(*train_pairs[0], False)]
+    )
+    assert meta["data_hash"] != data_hash(train_pairs + train_pairs[:1])
 
 
 def test_load_errors(tmp_path):

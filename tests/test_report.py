@@ -311,6 +311,11 @@ def test_training_data_follows_the_fine_tune_chain(sample_functions, tmp_path, m
     (fine / "passlm.json").write_text('{"command": "passlm train x", "init": "base-model"}')
     (tmp_path / "x.parquet").write_bytes(b"")
     assert training_data_of(fine) == [Path("base.parquet"), Path("feedback.parquet")]
+    (tmp_path / "aux.parquet").write_bytes(b"")
+    (base / "passlm.json").write_text(
+        '{"command": "passlm train base.parquet -o y --ir-only aux.parquet --ir-only=x.parquet"}'
+    )  # the --ir-only data sets are training data too
+    assert training_data_of(base) == [Path("base.parquet"), Path("aux.parquet"), Path("x.parquet")]
 
 
 def test_a_fine_tune_exported_over_its_base_keeps_the_base_data(tmp_path, monkeypatch):

@@ -1307,6 +1307,15 @@ def train_cmd(
             "--init", help="Fine-tune: start from this model (its shape and tokenizer are used)."
         ),
     ] = None,
+    ir_only: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--ir-only",
+            help="A data set trained on too, without loss on its pass lists: it teaches the "
+            "counts and the optimized IR for a list, not which list to choose (repeatable).",
+            metavar="DATASET",
+        ),
+    ] = None,
 ) -> None:
     """Train a Llama model on a data set (from scratch, or --init to fine-tune); resumable;
     validates with the compiler."""
@@ -1346,7 +1355,8 @@ def train_cmd(
             raise InputError(f"{init}: not a passlm model to fine-tune ({exc})") from None
         tokenizer = tokenizer or init / "tokenizer.json"
     examples, _ = read_dataset(datasets[0])
-    for other in datasets[1:]:
+    ir_only = ir_only or []
+    for other in [*datasets[1:], *ir_only]:
         read_dataset(other)  # a bad file fails here, before any tokenizer or checkpoint
     if tokenizer is None:
         output.mkdir(parents=True, exist_ok=True)
@@ -1390,6 +1400,7 @@ def train_cmd(
             meta={"command": command, "llvm_version": tc.version},
             on_step=on_step,
             init=init,
+            ir_only=ir_only,
         )
     plot = plot_training(output / LOG_FILE, output / "training.png")
     err_console.print(f"step {result.step}/{steps}; curve: {plot}")

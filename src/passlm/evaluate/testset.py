@@ -18,6 +18,7 @@ set is deduplicated against training), as are repeats across sources.
 
 from __future__ import annotations
 
+import itertools
 import shlex
 import tempfile
 from collections.abc import Callable, Sequence
@@ -83,9 +84,15 @@ def training_data_of(model_dir: Path) -> list[Path]:
         if words[:2] != ["passlm", "train"]:
             continue
         # the data sets are the leading arguments (`passlm train A.parquet B.parquet -o ...`)
+        # and the values of --ir-only
+        named = []
         for word in words[2:]:
             if word.startswith("-"):
                 break
+            named.append(word)
+        named += [b for a, b in itertools.pairwise(words) if a == "--ir-only"]
+        named += [w.removeprefix("--ir-only=") for w in words if w.startswith("--ir-only=")]
+        for word in named:
             if Path(word).is_file() and Path(word) not in found:
                 found.append(Path(word))
     return found

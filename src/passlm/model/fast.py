@@ -121,14 +121,11 @@ class FastLlama:
         if start + n > self.context:
             raise ValueError(f"{start + n} tokens do not fit the model's context of {self.context}")
         h, hd, kvh = self.heads, self.head_dim, self.kv_heads
+        r = len(rows)
         x = self.embed[torch.tensor(ids)]  # [n, hidden]
         cos, sin = self.cos[start : start + n], self.sin[start : start + n]  # [n, hd]
-        # a prompt attends causally; one new token after a cache to everything before it;
-        # several new tokens after a cache causally, offset by the cache
-        causal = start == 0 and n > 1
-        mask = None
-        if start > 0 and n > 1:
-            mask = torch.arange(start + n)[None, :] <= torch.arange(start, start + n)[:, None]
+        positions = torch.arange(start + n)
+        last_layer = len(self.layers) - 1
         for i, (n1, qkv_w, o_w, n2, gu_w, down_w) in enumerate(self.layers):
             qkv = self._linear(self._norm(x, n1), qkv_w).float()
             qkv = qkv.view(n, h + 2 * kvh, hd).transpose(0, 1)
@@ -139,16 +136,30 @@ class FastLlama:
             if kvh != h:
                 keys = keys.repeat_interleave(h // kvh, dim=0)
                 values = values.repeat_interleave(h // kvh, dim=0)
+            queries, rows_from = qk[:h], 0
+            if i == last_layer and r < n:
+                # the last layer's keys and values cover every token, but only the rows that
+                # give logits need its attention output and MLP: the rest is never read
+                rows_from = n - r
+                queries, x = queries[:, rows_from:], x[rows_from:]
+            # a prompt attends causally; each new token after a cache to everything before
+            # it and to itself (a mask offset by the cache; none for one row at the end)
+            first = start + rows_from
+            causal = first == 0 and queries.shape[1] > 1
+            mask = None
+            if first > 0 and queries.shape[1] > 1:
+                mask = positions[None, :] <= torch.arange(first, start + n)[:, None]
             att = F.scaled_dot_product_attention(
-                qk[:h].unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
+                queries.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
                 attn_mask=mask, is_causal=causal,
             )[0]  # fmt: skip
-            x = x + self._linear(att.transpose(0, 1).reshape(n, h * hd), o_w)
+            rows_here = att.shape[1]
+            x = x + self._linear(att.transpose(0, 1).reshape(rows_here, h * hd), o_w)
             # the MLP's activation in the matmul dtype, as under autocast: no round trip
             gate, up = self._linear(self._norm(x, n2), gu_w).chunk(2, dim=-1)
             x = x + self._linear(F.silu(gate) * up, down_w)
         self.length = start + n
-        last = self._norm(x[n - len(rows) :], self.norm)
+        last = self._norm(x[x.shape[0] - r :], self.norm)
         out = []
         for i, want in enumerate(rows):
             if want is None:

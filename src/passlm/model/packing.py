@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from passlm.data.format import PASSES_CLOSE, PASSES_OPEN
 from passlm.model.config import BOS_ID, EOS_ID
 
 IGNORE = -100  # label of tokens without loss (torch cross_entropy's ignore_index)
@@ -34,17 +35,27 @@ class Encoded:
     labels: np.ndarray  # int64 [n]: ids on the answer and </s>, IGNORE elsewhere
 
 
-def encode_example(tokenizer, prompt: str, answer: str) -> Encoded:
+def encode_example(tokenizer, prompt: str, answer: str, *, list_loss: bool = True) -> Encoded:
     """``<s> prompt answer </s>`` with the loss on the answer and ``</s>`` only.
 
     Prompt and answer are encoded separately so the mask boundary is exact (a BPE token never
     straddles it); the prompt ends in a newline and lines are pre-tokenization units anyway.
+    ``list_loss=False`` also masks the answer's pass list (``Run passes `...```, up to and with
+    the closing backtick): the example then teaches the counts and the optimized IR *given* the
+    list, and nothing about which list to choose.
     """
     p = tokenizer.encode(prompt, add_special_tokens=False).ids
-    a = tokenizer.encode(answer, add_special_tokens=False).ids
+    encoding = tokenizer.encode(answer, add_special_tokens=False)
+    a = encoding.ids
     ids = np.array([BOS_ID, *p, *a, EOS_ID], dtype=np.int64)
     labels = ids.copy()
     labels[: 1 + len(p)] = IGNORE
+    if not list_loss and answer.startswith(PASSES_OPEN):
+        close = answer.find(PASSES_CLOSE, len(PASSES_OPEN))
+        if close >= 0:
+            # every token that starts inside the list, the backtick's included
+            head = sum(1 for start, _ in encoding.offsets if start <= close)
+            labels[1 + len(p) : 1 + len(p) + head] = IGNORE
     return Encoded(ids, labels)
 
 

@@ -106,14 +106,25 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+# Below this width a CPU's bf16 matmuls are too small to pay for their casts: cpu-tiny (128)
+# trains at 9,688 tokens/s in bf16 and 11,798 in fp32, cpu-small (256) at 4,383 and 2,290
+# (benchmarks/train_throughput.py).
+MIN_BF16_CPU_HIDDEN = 256
+
+
+def resolve_precision(
+    precision: str, device: torch.device, hidden_size: int | None = None
+) -> torch.dtype:
     """The autocast dtype of the matmuls: ``auto`` is bf16 on CUDA and on CPUs that multiply
     bf16 natively (there cpu-small and cpu-base train 2.2-2.7x faster than in fp32; elsewhere
-    bf16 would be emulated), else fp32. Weights, optimizer state and the loss stay fp32."""
+    bf16 would be emulated) unless the model is narrower than ``MIN_BF16_CPU_HIDDEN``, else
+    fp32. Weights, optimizer state and the loss stay fp32."""
     if precision == "fp32":
         return torch.float32
     if precision == "bf16" or device.type == "cuda":
         return torch.bfloat16
+    if hidden_size is not None and hidden_size < MIN_BF16_CPU_HIDDEN:
+        return torch.float32
     from passlm.model.fast import bf16_matmuls
 
     return torch.bfloat16 if device.type == "cpu" and bf16_matmuls() else torch.float32
@@ -131,32 +142,44 @@ def answer_loss(model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, 
     return total, int(keep.sum())
 
 
-def data_hash(examples: Sequence[Example] | Sequence[tuple[str, str]]) -> str:
-    """SHA-256 (16 hex digits) of the prompts and answers, in order."""
+def data_hash(examples: Sequence[Example] | Sequence[tuple]) -> str:
+    """SHA-256 (16 hex digits) of the prompts and answers, in order (and of which answers'
+    pass lists carry no loss, where any do not)."""
     h = hashlib.sha256()
     for e in examples:
-        prompt, answer = (e.prompt, e.answer) if isinstance(e, Example) else e
+        prompt, answer = (e.prompt, e.answer) if isinstance(e, Example) else e[:2]
         for part in (prompt, answer):
             h.update(len(part).to_bytes(8, "little"))
             h.update(part.encode("utf-8"))
+        if not isinstance(e, Example) and len(e) > 2 and not e[2]:
+            h.update(b"\x00no-list-loss")
     return h.hexdigest()[:16]
 
 
-def _load_examples(data) -> tuple[list[tuple[str, str]], dict[str, Any]]:
-    """(prompt, answer) pairs of the train split, and the data set's metadata. ``data`` is a
-    data set file, a list of them (their train splits in that order, the first one's metadata:
-    a file named twice counts twice), or examples."""
+def _load_examples(
+    data, ir_only: Sequence[str | Path] = ()
+) -> tuple[list[tuple[str, str, bool]], dict[str, Any]]:
+    """(prompt, answer, list_loss) triples of the train split, and the data set's metadata.
+    ``data`` is a data set file, a list of them (their train splits in that order, the first
+    one's metadata: a file named twice counts twice), or examples; the train splits of the
+    ``ir_only`` files follow, with no loss on their pass lists."""
     if isinstance(data, str | Path):
         data = [data]
     if data and all(isinstance(d, str | Path) for d in data):
-        pairs: list[tuple[str, str]] = []
+        triples: list[tuple[str, str, bool]] = []
         first: dict[str, Any] | None = None
-        for path in data:
+        for path, list_loss in [*((d, True) for d in data), *((d, False) for d in ir_only)]:
             examples, meta = read_dataset(path)
             first = meta if first is None else first
-            pairs.extend((e.prompt, e.answer) for e in examples if e.split == TRAIN)
-        return pairs, first or {}
-    return [(e.prompt, e.answer) if isinstance(e, Example) else tuple(e) for e in data], {}
+            triples.extend((e.prompt, e.answer, list_loss) for e in examples if e.split == TRAIN)
+        return triples, first or {}
+    triples = [
+        (e.prompt, e.answer, True) if isinstance(e, Example) else (*e[:2], True) for e in data
+    ]
+    for path in ir_only:
+        examples, _ = read_dataset(path)
+        triples.extend((e.prompt, e.answer, False) for e in examples if e.split == TRAIN)
+    return triples, {}
 
 
 def _load_initial_weights(model: torch.nn.Module, init: Path) -> None:
@@ -231,6 +254,7 @@ def train(
     meta: dict[str, Any] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     init: str | Path | None = None,
+    ir_only: Sequence[str | Path] = (),
 ) -> TrainResult:
     """Train ``preset`` on ``data`` (the train split of a data set file or of several, or
     examples) into ``out_dir``.
@@ -243,10 +267,12 @@ def train(
     ``passlm.json`` (the command, LLVM version...). ``on_step(record)`` sees each step's log
     record and each evaluation's (progress display). ``init``: start from this model's weights
     (fine-tuning; its shape must be ``preset``'s and its vocabulary the tokenizer's).
+    ``ir_only``: data set files whose train splits are trained on too, without loss on their
+    pass lists (they teach the counts and the optimized IR, not the choice of list).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pairs, data_meta = _load_examples(data)
+    pairs, data_meta = _load_examples(data, ir_only)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
 
@@ -260,9 +286,11 @@ def train(
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
     stream = PackedStream(
-        [encode_example(tokenizer, p, a) for p, a in pairs], config.block_size, config.seed
+        [encode_example(tokenizer, p, a, list_loss=keep) for p, a, keep in pairs],
+        config.block_size,
+        config.seed,
     )
-    matmul_dtype = resolve_precision(config.precision, device)
+    matmul_dtype = resolve_precision(config.precision, device, preset.hidden_size)
     info = {
         "preset": asdict(preset),
         "train_config": asdict(config),
