@@ -10,8 +10,9 @@ branch, the generation loop's bookkeeping, and fp32 matmuls where the CPU has bf
 :class:`FastLlama` holds the same weights rearranged for that: fused QKV and gate-up
 projections packed once, in the dtype the model is stored in where the CPU multiplies it
 natively (:func:`compute_dtype`); a preallocated key-value cache that a branch truncates; RoPE
-tables computed once; and logits of the last position only, of only the tokens a constraint
-allows when it says. In fp32 it computes what ``transformers`` does (tests compare logits and
+tables computed once; the last layer's attention output and MLP at the positions that give
+logits only (its keys and values still cover every token); and logits of the last position
+only, of only the tokens a constraint allows when it says. In fp32 it computes what ``transformers`` does (tests compare logits and
 decoded answers); :func:`fast_model` says None for what it does not cover (scaled RoPE,
 biases, other architectures, a GPU), and callers keep the ``transformers`` path then.
 """
