@@ -8,10 +8,10 @@ function's answer as the draft, and without) and through ``transformers``
 (batch 1 and batched), the prompt's forward pass alone (the floor for any decoding loop), the
 -Oz compile in process (parse, clone, run, count), and the same through ``opt-19``; then
 priority sampling of 10 lists (``sample-10``'s proposals) both ways. ``predict`` with and
-without the draft and the in-process -Oz compile are timed function by function in turn (as
-``passlm optimize`` runs them), so a change in the machine's speed falls on them alike; the
--Oz compiles are also timed one after another, where LLVM stays in the CPU's caches (the
-lower bound of a compile, and the stricter ratio).
+without the draft and the in-process -Oz compile are timed function by function in turn (the
+model and LLVM alternating in one process), so a change in the machine's speed falls on them
+alike; the -Oz compiles are also timed one after another, where LLVM stays in the CPU's
+caches (the lower bound of a compile, and the stricter ratio).
 
     .venv/bin/python benchmarks/latency.py [--tuned data/tuned.parquet] [--sample 100]
 """
