@@ -12,9 +12,10 @@ projections packed once, in the dtype the model is stored in where the CPU multi
 natively (:func:`compute_dtype`); a preallocated key-value cache that a branch truncates; RoPE
 tables computed once; the last layer's attention output and MLP at the positions that give
 logits only (its keys and values still cover every token); and logits of the last position
-only, of only the tokens a constraint allows when it says. In fp32 it computes what ``transformers`` does (tests compare logits and
-decoded answers); :func:`fast_model` says None for what it does not cover (scaled RoPE,
-biases, other architectures, a GPU), and callers keep the ``transformers`` path then.
+only, of only the tokens a constraint allows when it says. In fp32 it computes what
+``transformers`` does (tests compare logits and decoded answers); :func:`fast_model` says
+None for what it does not cover (scaled RoPE, biases, other architectures, a GPU), and callers
+keep the ``transformers`` path then.
 """
 
 from __future__ import annotations
@@ -126,6 +127,18 @@ class FastLlama:
         x = self.embed[torch.tensor(ids)]  # [n, hidden]
         cos, sin = self.cos[start : start + n], self.sin[start : start + n]  # [n, hd]
         positions = torch.arange(start + n)
+
+        def attention_mask(first: int) -> tuple[torch.Tensor | None, bool]:
+            # queries at positions first.. over every key: a prompt attends causally; each new
+            # token after a cache to everything before it and to itself (a mask offset by the
+            # cache); one row at the end needs no mask
+            if start + n - first == 1:
+                return None, False
+            if first == 0:
+                return None, True
+            return positions[None, :] <= torch.arange(first, start + n)[:, None], False
+
+        mask, causal = attention_mask(start)
         last_layer = len(self.layers) - 1
         for i, (n1, qkv_w, o_w, n2, gu_w, down_w) in enumerate(self.layers):
             qkv = self._linear(self._norm(x, n1), qkv_w).float()
@@ -137,25 +150,17 @@ class FastLlama:
             if kvh != h:
                 keys = keys.repeat_interleave(h // kvh, dim=0)
                 values = values.repeat_interleave(h // kvh, dim=0)
-            queries, rows_from = qk[:h], 0
+            queries = qk[:h]
             if i == last_layer and r < n:
                 # the last layer's keys and values cover every token, but only the rows that
                 # give logits need its attention output and MLP: the rest is never read
-                rows_from = n - r
-                queries, x = queries[:, rows_from:], x[rows_from:]
-            # a prompt attends causally; each new token after a cache to everything before
-            # it and to itself (a mask offset by the cache; none for one row at the end)
-            first = start + rows_from
-            causal = first == 0 and queries.shape[1] > 1
-            mask = None
-            if first > 0 and queries.shape[1] > 1:
-                mask = positions[None, :] <= torch.arange(first, start + n)[:, None]
+                queries, x = queries[:, n - r :], x[n - r :]
+                mask, causal = attention_mask(start + n - r)
             att = F.scaled_dot_product_attention(
                 queries.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
                 attn_mask=mask, is_causal=causal,
             )[0]  # fmt: skip
-            rows_here = att.shape[1]
-            x = x + self._linear(att.transpose(0, 1).reshape(rows_here, h * hd), o_w)
+            x = x + self._linear(att.transpose(0, 1).reshape(x.shape[0], h * hd), o_w)
             # the MLP's activation in the matmul dtype, as under autocast: no round trip
             gate, up = self._linear(self._norm(x, n2), gu_w).chunk(2, dim=-1)
             x = x + self._linear(F.silu(gate) * up, down_w)

@@ -156,6 +156,13 @@ def data_hash(examples: Sequence[Example] | Sequence[tuple]) -> str:
     return h.hexdigest()[:16]
 
 
+def _train_split(path: str | Path, list_loss: bool) -> tuple[list[tuple[str, str, bool]], dict]:
+    """The (prompt, answer, list_loss) triples of a data set file's train split, and its
+    metadata."""
+    examples, meta = read_dataset(path)
+    return [(e.prompt, e.answer, list_loss) for e in examples if e.split == TRAIN], meta
+
+
 def _load_examples(
     data, ir_only: Sequence[str | Path] = ()
 ) -> tuple[list[tuple[str, str, bool]], dict[str, Any]]:
@@ -165,21 +172,20 @@ def _load_examples(
     ``ir_only`` files follow, with no loss on their pass lists."""
     if isinstance(data, str | Path):
         data = [data]
+    triples: list[tuple[str, str, bool]] = []
+    meta: dict[str, Any] = {}
     if data and all(isinstance(d, str | Path) for d in data):
-        triples: list[tuple[str, str, bool]] = []
-        first: dict[str, Any] | None = None
-        for path, list_loss in [*((d, True) for d in data), *((d, False) for d in ir_only)]:
-            examples, meta = read_dataset(path)
-            first = meta if first is None else first
-            triples.extend((e.prompt, e.answer, list_loss) for e in examples if e.split == TRAIN)
-        return triples, first or {}
-    triples = [
-        (e.prompt, e.answer, True) if isinstance(e, Example) else (*e[:2], True) for e in data
-    ]
+        for i, path in enumerate(data):
+            part, file_meta = _train_split(path, True)
+            triples += part
+            meta = file_meta if i == 0 else meta
+    else:
+        triples = [
+            (e.prompt, e.answer, True) if isinstance(e, Example) else (*e[:2], True) for e in data
+        ]
     for path in ir_only:
-        examples, _ = read_dataset(path)
-        triples.extend((e.prompt, e.answer, False) for e in examples if e.split == TRAIN)
-    return triples, {}
+        triples += _train_split(path, False)[0]
+    return triples, meta
 
 
 def _load_initial_weights(model: torch.nn.Module, init: Path) -> None:
