@@ -601,3 +601,46 @@ def test_feedback_data_set_and_a_fine_tuned_model_that_retries(
     assert lists == want
     bad = run_passlm("train", str(fb), "-o", str(tmp_path / "x"), "--init", str(tmp_path))
     assert bad.returncode == 2 and "not a passlm model to fine-tune" in bad.stderr
+
+
+@pytest.mark.slow
+def test_distilled_data_set_answers_the_models_own_lists_with_the_compilers_ir(
+    memorized, examples, tuned, tmp_path, toolchain
+):
+    """``dataset distill``: each function once, answered with the model's greedy list and the
+    real count and optimized IR for it, or -Oz's where the list loses to -Oz; a limit nothing
+    fits writes no file."""
+    from passlm.data.dataset import read_dataset
+
+    _, _, model_dir = memorized
+    held = dataclasses.replace(examples[0], hash="v0", split="val")
+    data, out = tmp_path / "data.parquet", tmp_path / "distilled.parquet"
+    write_dataset(data, [*examples, examples[2], held], {"llvm_version": "19"})
+    res = run_passlm("dataset", "distill", str(data), "--model", str(model_dir), "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    made, meta = read_dataset(out)
+    assert [e.hash for e in made] == [e.hash for e in examples]  # train only, the copy once
+    losers = 0
+    with InProcessCompiler(toolchain) as c:
+        for e, (_, ir, p, o0, oz, best, opt) in zip(made, tuned, strict=True):
+            if best > oz:  # the model's list loses here: -Oz is taught instead
+                losers += 1
+                p, best, opt = "-Oz", oz, c.run(ir, "-Oz", want_ir=True).ir
+            assert e.answer == fmt.render_answer(parse_pass_list(p), o0, best, opt)  # IR for all
+            assert e.prompt == fmt.render_prompt(ir) and e.tokens > 0
+    better = sum(e.best_count < e.oz_count for e in examples)
+    worse = sum(e.best_count > e.oz_count for e in examples)
+    assert losers == worse >= 1
+    d = meta["distill"]
+    assert (d["functions"], d["oz"], d["better"], d["worse"], d["corrected"]) == (
+        4, 1, better, worse, worse
+    )  # fmt: skip
+    assert d["saved"] == sum(max(0, e.oz_count - e.best_count) for e in examples)
+    assert d["lost"] == sum(max(0, e.best_count - e.oz_count) for e in examples)
+    bad = tmp_path / "none.parquet"
+    res = run_passlm(
+        "dataset", "distill", str(data), "--model", str(model_dir), "-o", str(bad),
+        "--max-tokens", "8",
+    )  # fmt: skip
+    assert res.returncode == 2 and "no function got an answer that fits 8 tokens" in res.stderr
+    assert not bad.exists()

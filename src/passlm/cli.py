@@ -1074,6 +1074,94 @@ def dataset_feedback_cmd(
     err_console.print(f"wrote {output} ({len(rows)} examples, {len(made)} with feedback)")
 
 
+@dataset_app.command("distill")
+def dataset_distill_cmd(
+    dataset: Annotated[Path, typer.Argument(help="Data set Parquet file (dataset make).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Data set to write (.parquet).")],
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Model whose greedy lists are answered.")
+    ] = None,
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="Splits to use (repeatable).")
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", help="N functions of each split, spread evenly over it."),
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option("--max-tokens", help="Drop longer examples (default: the model's context)."),
+    ] = None,
+    workers: Workers = None,
+) -> None:
+    """Full answers for the model's own greedy lists (-Oz where one loses to it): the real
+    counts and optimized IR."""
+    from passlm.data.dataset import read_dataset, write_dataset
+    from passlm.data.distill import distilled_examples
+    from passlm.evaluate.suite import spread
+    from passlm.llvm.denylist import load_denylist
+    from passlm.llvm.pool import WorkerPool
+    from passlm.model import default_model_dir
+    from passlm.model.generate import context_size
+    from passlm.model.tokenizer import SPECIAL_PER_SEQUENCE, count_tokens
+
+    if max_tokens is not None and max_tokens <= 0:
+        raise InputError(f"--max-tokens must be positive, got {max_tokens}")
+    splits = split or ["train"]
+    examples, meta = read_dataset(dataset)
+    seen: set[str] = set()
+    firsts = [e for e in examples if not (e.hash in seen or seen.add(e.hash))]  # each once
+    chosen = [
+        e
+        for s in splits
+        for e in spread(
+            [x for x in firsts if x.split == s], len(firsts) if limit is None else limit
+        )
+    ]
+    if not chosen:
+        raise InputError(f"{dataset}: no examples in split(s) {', '.join(splits)}")
+    model_dir = model if model is not None else default_model_dir()
+    lm, tok = _load_model(model_dir)
+    limit_tokens = max_tokens if max_tokens is not None else context_size(lm)
+    with WorkerPool(_toolchain(), workers=workers) as pool:
+        made, summary = distilled_examples(lm, tok, chosen, pool, denylist=load_denylist(None))
+    prompts = count_tokens(tok, [e.prompt for e in made])
+    answers = count_tokens(tok, [e.answer for e in made])
+    sized = [
+        dataclasses.replace(e, tokens=p + a + SPECIAL_PER_SEQUENCE)
+        for e, p, a in zip(made, prompts, answers, strict=True)
+    ]
+    kept = [e for e in sized if e.tokens <= limit_tokens]
+    if not kept:
+        raise InputError(f"{dataset}: no function got an answer that fits {limit_tokens} tokens")
+    write_dataset(
+        output,
+        kept,
+        {
+            **{k: meta[k] for k in ("llvm_version", "corpus", "splits") if k in meta},
+            "distill": {
+                **dataclasses.asdict(summary),
+                "model": str(model_dir),
+                "max_tokens": limit_tokens,
+                "dropped_tokens": len(sized) - len(kept),
+            },
+            "source_dataset": str(dataset),
+            "command": " ".join(["passlm", *sys.argv[1:]]),
+        },
+    )
+    s = summary
+    console.print(
+        f"{s.functions} functions: {s.too_long} too long for the model, {s.failed} lists that "
+        f"did not compile; greedy lists: {s.oz} -Oz, {s.better} better than -Oz, {s.worse} "
+        f"worse ({s.saved} instructions saved, {s.lost} lost; those {s.corrected} answered "
+        f"with -Oz)"
+    )
+    err_console.print(
+        f"wrote {output} ({len(kept)} examples; {len(sized) - len(kept)} longer than "
+        f"{limit_tokens} tokens dropped)"
+    )
+
+
 @tokenizer_app.command("train")
 def tokenizer_train_cmd(
     data: Annotated[Path, typer.Argument(help="Corpus or tuned Parquet file.")],
