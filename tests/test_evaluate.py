@@ -619,7 +619,9 @@ def test_distilled_data_set_answers_the_models_own_lists_with_the_compilers_ir(
     res = run_passlm("dataset", "distill", str(data), "--model", str(model_dir), "-o", str(out))
     assert res.returncode == 0, res.stderr
     made, meta = read_dataset(out)
-    assert [e.hash for e in made] == [e.hash for e in examples]  # train only, the copy once
+    assert [e.hash for e in made] == [*(e.hash for e in examples), "v0"]  # the copy once
+    assert made[-1] == held  # other splits as they were: training validates on them
+    made = made[:-1]
     losers = 0
     with InProcessCompiler(toolchain) as c:
         for e, (_, ir, p, o0, oz, best, opt) in zip(made, tuned, strict=True):

@@ -1095,7 +1095,7 @@ def dataset_distill_cmd(
     workers: Workers = None,
 ) -> None:
     """Full answers for the model's own greedy lists (-Oz where one loses to it): the real
-    counts and optimized IR."""
+    counts and optimized IR. Examples of the other splits are kept as they are."""
     from passlm.data.dataset import read_dataset, write_dataset
     from passlm.data.distill import distilled_examples
     from passlm.evaluate.suite import spread
@@ -1134,9 +1134,11 @@ def dataset_distill_cmd(
     kept = [e for e in sized if e.tokens <= limit_tokens]
     if not kept:
         raise InputError(f"{dataset}: no function got an answer that fits {limit_tokens} tokens")
+    # the other splits as they are: `passlm train` validates on the val split's functions
+    others = [e for e in examples if e.split not in splits]
     write_dataset(
         output,
-        kept,
+        [*kept, *others],
         {
             **{k: meta[k] for k in ("llvm_version", "corpus", "splits") if k in meta},
             "distill": {
@@ -1158,7 +1160,7 @@ def dataset_distill_cmd(
     )
     err_console.print(
         f"wrote {output} ({len(kept)} examples; {len(sized) - len(kept)} longer than "
-        f"{limit_tokens} tokens dropped)"
+        f"{limit_tokens} tokens dropped; {len(others)} of other splits kept as they were)"
     )
 
 
