@@ -996,6 +996,28 @@ tokenizer_app = typer.Typer(no_args_is_help=True, help="Train and measure the IR
 app.add_typer(tokenizer_app, name="tokenizer")
 
 
+def _chosen_examples(dataset: Path, examples: list, splits: list[str], limit: int | None) -> list:
+    """The examples of ``splits``, at most ``limit`` of each; an error if there are none."""
+    from passlm.evaluate.suite import spread
+
+    # spread, not the first N: examples are ordered by code base, and every one should be in it
+    chosen = [
+        e
+        for s in splits
+        for e in spread(
+            [x for x in examples if x.split == s], len(examples) if limit is None else limit
+        )
+    ]
+    if not chosen:
+        raise InputError(f"{dataset}: no examples in split(s) {', '.join(splits)}")
+    return chosen
+
+
+def _source_meta(meta: dict) -> dict:
+    """What a data set made from another data set keeps of its metadata."""
+    return {k: meta[k] for k in ("llvm_version", "corpus", "splits") if k in meta}
+
+
 @dataset_app.command("feedback")
 def dataset_feedback_cmd(
     dataset: Annotated[Path, typer.Argument(help="Data set Parquet file (dataset make).")],
@@ -1025,23 +1047,12 @@ def dataset_feedback_cmd(
     """The compiler-feedback task: the model's first answer, its feedback, the right reply."""
     from passlm.data.dataset import read_dataset, write_dataset
     from passlm.data.feedback import balance, feedback_examples
-    from passlm.evaluate.suite import spread
     from passlm.llvm.pool import WorkerPool
     from passlm.model import default_model_dir
     from passlm.optimize.strategies import constraint_for
 
-    splits = split or ["train", "val"]
     examples, meta = read_dataset(dataset)
-    # spread, not the first N: examples are ordered by code base, and every one should be in it
-    chosen = [
-        e
-        for s in splits
-        for e in spread(
-            [x for x in examples if x.split == s], len(examples) if limit is None else limit
-        )
-    ]
-    if not chosen:
-        raise InputError(f"{dataset}: no examples in split(s) {', '.join(splits)}")
+    chosen = _chosen_examples(dataset, examples, split or ["train", "val"], limit)
     model_dir = model if model is not None else default_model_dir()
     lm, tok = _load_model(model_dir)
     tc = _toolchain()
@@ -1056,7 +1067,7 @@ def dataset_feedback_cmd(
         output,
         rows,
         {
-            **{k: meta[k] for k in ("llvm_version", "corpus", "splits") if k in meta},
+            **_source_meta(meta),
             "feedback": {
                 **dataclasses.asdict(summary),
                 "model": str(model_dir),
@@ -1098,12 +1109,11 @@ def dataset_distill_cmd(
     counts and optimized IR. Examples of the other splits are kept as they are."""
     from passlm.data.dataset import read_dataset, write_dataset
     from passlm.data.distill import distilled_examples
-    from passlm.evaluate.suite import spread
     from passlm.llvm.denylist import load_denylist
     from passlm.llvm.pool import WorkerPool
     from passlm.model import default_model_dir
     from passlm.model.generate import context_size
-    from passlm.model.tokenizer import SPECIAL_PER_SEQUENCE, count_tokens
+    from passlm.model.tokenizer import sequence_tokens
 
     if max_tokens is not None and max_tokens <= 0:
         raise InputError(f"--max-tokens must be positive, got {max_tokens}")
@@ -1111,26 +1121,14 @@ def dataset_distill_cmd(
     examples, meta = read_dataset(dataset)
     seen: set[str] = set()
     firsts = [e for e in examples if not (e.hash in seen or seen.add(e.hash))]  # each once
-    chosen = [
-        e
-        for s in splits
-        for e in spread(
-            [x for x in firsts if x.split == s], len(firsts) if limit is None else limit
-        )
-    ]
-    if not chosen:
-        raise InputError(f"{dataset}: no examples in split(s) {', '.join(splits)}")
+    chosen = _chosen_examples(dataset, firsts, splits, limit)
     model_dir = model if model is not None else default_model_dir()
     lm, tok = _load_model(model_dir)
     limit_tokens = max_tokens if max_tokens is not None else context_size(lm)
     with WorkerPool(_toolchain(), workers=workers) as pool:
         made, summary = distilled_examples(lm, tok, chosen, pool, denylist=load_denylist(None))
-    prompts = count_tokens(tok, [e.prompt for e in made])
-    answers = count_tokens(tok, [e.answer for e in made])
-    sized = [
-        dataclasses.replace(e, tokens=p + a + SPECIAL_PER_SEQUENCE)
-        for e, p, a in zip(made, prompts, answers, strict=True)
-    ]
+    counts = sequence_tokens(tok, [e.prompt for e in made], [e.answer for e in made])
+    sized = [dataclasses.replace(e, tokens=n) for e, n in zip(made, counts, strict=True)]
     kept = [e for e in sized if e.tokens <= limit_tokens]
     if not kept:
         raise InputError(f"{dataset}: no function got an answer that fits {limit_tokens} tokens")
@@ -1140,7 +1138,7 @@ def dataset_distill_cmd(
         output,
         [*kept, *others],
         {
-            **{k: meta[k] for k in ("llvm_version", "corpus", "splits") if k in meta},
+            **_source_meta(meta),
             "distill": {
                 **dataclasses.asdict(summary),
                 "model": str(model_dir),

@@ -220,12 +220,10 @@ def make_dataset(
     tokens = [0] * len(rows)
     token_hash = None
     if tokenizer is not None:
-        from passlm.model.tokenizer import SPECIAL_PER_SEQUENCE, count_tokens, tokenizer_hash
+        from passlm.model.tokenizer import sequence_tokens, tokenizer_hash
 
         token_hash = tokenizer_hash(tokenizer)
-        prompts = count_tokens(tokenizer, [p for p, _ in rendered])
-        answers = count_tokens(tokenizer, [a for _, a in rendered])
-        tokens = [p + a + SPECIAL_PER_SEQUENCE for p, a in zip(prompts, answers, strict=True)]
+        tokens = sequence_tokens(tokenizer, [p for p, _ in rendered], [a for _, a in rendered])
     counts: dict[str, list[int]] = {}  # split -> [functions, kept, dropped_chars, dropped_tokens]
     examples = []
     for row, (prompt, answer), n in zip(rows, rendered, tokens, strict=True):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from passlm.data.dataset import OZ, Example
 from passlm.data.format import parse_prompt, render_answer
-from passlm.llvm.backend import Compiler, Task
+from passlm.llvm.backend import Compiler, Result, Task
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ class DistillSummary:
     worse: int  # its list loses to -Oz
     saved: int  # instructions its lists save against -Oz, over the functions answered
     lost: int  # instructions they lose
+
+
+def _usable(r: Result) -> bool:
+    """The compile gave a count and IR to answer with."""
+    return r.ok and r.count is not None and bool(r.ir)
 
 
 def distilled_examples(
@@ -72,7 +77,7 @@ def distilled_examples(
             too_long += 1
             continue
         passes, r = proposed[i][0], results[task_of[i]]
-        if not r.ok or r.count is None or not r.ir:
+        if not _usable(r):
             failed += 1
             continue
         oz += passes == OZ
@@ -82,7 +87,7 @@ def distilled_examples(
         lost += max(0, r.count - e.oz_count)
         if r.count > e.oz_count:
             r_oz = results[task_of[i] + 1]
-            if not r_oz.ok or r_oz.count is None or not r_oz.ir:
+            if not _usable(r_oz):
                 failed += 1
                 continue
             passes, r = OZ, r_oz

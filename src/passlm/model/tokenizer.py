@@ -133,6 +133,18 @@ def count_tokens(tokenizer: Tokenizer, texts: Sequence[str]) -> list[int]:
     return [len(e.ids) for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
 
+def sequence_tokens(
+    tokenizer: Tokenizer, prompts: Sequence[str], answers: Sequence[str]
+) -> list[int]:
+    """Tokens of each training sequence: prompt + answer + ``<s>`` and ``</s>``."""
+    return [
+        p + a + SPECIAL_PER_SEQUENCE
+        for p, a in zip(
+            count_tokens(tokenizer, prompts), count_tokens(tokenizer, answers), strict=True
+        )
+    ]
+
+
 def chars_per_token(tokenizer: Tokenizer, texts: Sequence[str]) -> float:
     """Characters per token over ``texts`` (higher: more text per model step)."""
     tokens = sum(count_tokens(tokenizer, texts))

@@ -172,13 +172,12 @@ def _load_examples(
     ``ir_only`` files follow, with no loss on their pass lists."""
     if isinstance(data, str | Path):
         data = [data]
-    triples: list[tuple[str, str, bool]] = []
+    triples: list[tuple[str, str, bool]]
     meta: dict[str, Any] = {}
     if data and all(isinstance(d, str | Path) for d in data):
-        for i, path in enumerate(data):
-            part, file_meta = _train_split(path, True)
-            triples += part
-            meta = file_meta if i == 0 else meta
+        parts = [_train_split(path, True) for path in data]
+        triples = [t for part, _ in parts for t in part]
+        meta = parts[0][1]
     else:
         triples = [
             (e.prompt, e.answer, True) if isinstance(e, Example) else (*e[:2], True) for e in data
