@@ -33,12 +33,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from passlm.evaluate.baselines import PopularLists, ir_features
+from passlm.evaluate.baselines import PopularLists
 from passlm.files import atomic_write
 from passlm.llvm.denylist import load_denylist
 from passlm.llvm.passes import parse_pass_list
 from passlm.llvm.pool import WorkerPool
 from passlm.llvm.toolchain import default_toolchain
+from passlm.search.features import ir_features
 
 console = Console(width=110)
 KS = (1, 2, 3, 5, 10, 30)

@@ -9,12 +9,15 @@ space, best kept with -Oz), the most popular lists of the training split at the 
 (what a model that ignores its input would propose), and the autotuner's best lists. Columns
 as the paper's Tables III/IV. The computation is :mod:`passlm.evaluate.compare`, the same as ``passlm eval``'s.
 
+``--guided 1,3,10,30`` adds ``guided-k`` rows: no model, the shipped outcome table of the
+training split, each list picked after compiling the ones before (:mod:`passlm.search.guided`).
+
 ``--feedback-model DIR --feedback 1,3`` adds ``feedback-K`` rows of a model fine-tuned on the
 feedback task (``passlm dataset feedback``, ``passlm train --init``), each with its own random
 search, so the loop is compared with plain sampling of ``--model`` at equal compiles.
 
     .venv/bin/python benchmarks/strategies.py [--tuned data/tuned.parquet] [--split heldout]
-        [--model DIR] [--samples 3,10,30] [--feedback-model DIR --feedback 1,3] [--limit N]
+        [--model DIR] [--samples 3,10,30] [--guided 1,3,10,30] [--feedback-model DIR --feedback 1,3] [--limit N]
         [-o reports/strategies.json]
 """
 
@@ -47,6 +50,7 @@ def main() -> None:
     parser.add_argument("--split", default="heldout")
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--samples", default="3,10,30")
+    parser.add_argument("--guided", default="", help="guided-k rows, e.g. 1,3,10,30")
     parser.add_argument("--feedback-model", type=Path, default=None)
     parser.add_argument("--feedback", default="1,3")
     parser.add_argument("--limit", type=int, default=None)
@@ -57,6 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     strategies = ["predict", "oz-backup", *(f"sample-{k}" for k in args.samples.split(","))]
+    strategies += [f"guided-{k}" for k in args.guided.split(",") if k]
 
     tc = default_toolchain()
     model_dir = args.model or default_model_dir()

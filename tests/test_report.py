@@ -12,7 +12,7 @@ from passlm.data import format as fmt
 from passlm.data.dataset import Example, write_dataset
 from passlm.errors import InputError
 from passlm.evaluate import quality
-from passlm.evaluate.baselines import Retrieval, ir_features, random_lists
+from passlm.evaluate.baselines import Retrieval, random_lists
 from passlm.evaluate.compare import (
     Method,
     MethodResult,
@@ -25,6 +25,7 @@ from passlm.evaluate.report import sections, to_html, to_markdown
 from passlm.evaluate.testset import TestFunction, load_test_set, read_training
 from passlm.llvm.backend import InProcessCompiler, Task
 from passlm.llvm.passes import PassList, parse_pass_list
+from passlm.search.features import ir_features
 
 OZ = "-Oz"
 

@@ -211,9 +211,16 @@ def optimize_cmd(
         typer.Option(
             "--strategy",
             "-s",
-            help="predict (0 compiles, may lose to -Oz), oz-backup, sample-N or feedback-K.",
+            help="predict (0 compiles, may lose to -Oz), oz-backup, sample-N, feedback-K, or "
+            "guided-N (no model: the training outcome table).",
         ),
     ] = "sample-10",
+    outcomes: Annotated[
+        Path | None,
+        typer.Option(
+            "--outcomes", help="For guided-N: an outcome table (default: the shipped one)."
+        ),
+    ] = None,
     sampling: Annotated[
         str, typer.Option("--sampling", help="For sample-N: priority (unique) or temperature.")
     ] = "priority",
@@ -275,7 +282,21 @@ def optimize_cmd(
         raise InputError(f"{output}: exists and is not a directory")
     tc = _toolchain()
     propose, label, model_used = None, "oz", None
-    if endpoint is not None:
+    if not spec.needs_model and endpoint is not None:
+        raise InputError(f"--endpoint: {spec.name} uses no model")
+    if not spec.needs_model and not no_model:
+        from passlm.optimize.strategies import guided_search, propose_guided
+
+        table = str(outcomes) if outcomes is not None else None
+        guided_search(table)  # a bad table fails before any work
+        label, model_used = f"{spec.name} (outcome table)", table or "shipped outcome table"
+
+        def propose(modules: dict[str, str]):
+            return propose_guided(
+                list(modules.values()), spec, pool_of[0], denylist=deny, outcomes=table
+            )
+
+    elif endpoint is not None:
         from passlm.optimize.endpoint import propose_remote
 
         label, model_used = f"{spec.name} via {endpoint}", endpoint
@@ -794,6 +815,55 @@ def autotune_cmd(
     _autotune_report(output, None)
 
 
+@app.command("outcomes")
+def outcomes_cmd(
+    tuned: Annotated[Path, typer.Argument(help="Tuned Parquet file (from autotune).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Outcome table to write.")],
+    lists: Annotated[int, typer.Option("--lists", help="Most popular best lists to compile.")] = 60,
+    split: Annotated[str, typer.Option("--split", help="Functions of this split.")] = "train",
+    denylist: Annotated[
+        Path | None, typer.Option("--denylist", help="Deny-list JSON (default: the one shipped).")
+    ] = None,
+    store: Annotated[
+        Path | None, typer.Option(help="Result store (default: OUTPUT.store.sqlite).")
+    ] = None,
+    workers: Workers = None,
+    timeout: Timeout = 60.0,
+    memory_mb: MemoryMB = 4096,
+) -> None:
+    """The table guided-N reads: the popular lists compiled on every training function (resumable)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from passlm.llvm.denylist import load_denylist
+    from passlm.llvm.pool import WorkerPool
+    from passlm.search.outcomes import outcomes_from_tuned, write_outcomes
+    from passlm.search.store import TrialStore
+
+    if lists < 1:
+        raise InputError(f"--lists must be at least 1, got {lists}")
+    deny = load_denylist(denylist)
+    tc = _toolchain()
+    trials = TrialStore(store or output.with_name(output.name + ".store.sqlite"), tc.version)
+    columns = ("compiling", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with (
+        WorkerPool(tc, workers=workers, timeout=timeout, memory_mb=memory_mb) as pool,
+        Progress(*columns, console=err_console) as bar,
+    ):
+        task = bar.add_task("compiling", total=None)
+        table = outcomes_from_tuned(
+            tuned, pool, trials, lists=lists, split=split, allows=deny.allows,
+            command=" ".join(["passlm", *sys.argv[1:]]),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    trials.close()
+    write_outcomes(output, table)
+    failed = sum(c is None for r in table.rows for c in r.counts)
+    err_console.print(
+        f"{len(table.lists)} lists on {len(table.rows)} {split} functions "
+        f"({failed} compiles failed); wrote {output}"
+    )
+
+
 def _autotune_report(path: Path, plots: Path | None) -> None:
     from passlm.search.report import length_histogram, pass_frequency, plot, summarize
     from passlm.search.tuned import read_tuned
@@ -1213,8 +1283,11 @@ def eval_cmd(
         ),
     ] = None,
     strategies: Annotated[
-        str, typer.Option("--strategies", help="Model strategies, comma-separated.")
-    ] = "predict,oz-backup,sample-3,sample-10",
+        str,
+        typer.Option(
+            "--strategies", help="Strategies, comma-separated (guided-N: no model, compared too)."
+        ),
+    ] = "predict,oz-backup,sample-3,sample-10,guided-3,guided-10",
     retrieval_k: Annotated[
         str,
         typer.Option("--retrieval-k", help="Neighbours of the retrieval rows, comma-separated."),

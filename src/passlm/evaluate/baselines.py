@@ -14,18 +14,15 @@
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 
 from passlm.llvm.passes import PassList, parse_pass_list
+from passlm.search.features import ir_features
+from passlm.search.outcomes import rank_popular
 from passlm.search.space import random_list
-
-_ASSIGNED = re.compile(r"^(?:%[-\w.$\"]+|%\d+)\s*=\s*(?:(?:tail|musttail|notail)\s+)?([a-z]+)")
-_UNASSIGNED = re.compile(r"^(?:(?:tail|musttail|notail)\s+)?([a-z]+)\b")
-_LABEL = re.compile(r'^(?:[-\w.$]+|"[^"]*"):')
 
 
 def random_lists(
@@ -41,10 +38,7 @@ class PopularLists:
     name); ``-Oz`` (compiled anyway) and lists ``allows`` refuses (the deny list) left out."""
 
     def __init__(self, lists: Sequence[str], allows=None) -> None:
-        counts = Counter(parse_pass_list(p) for p in lists)
-        oz = parse_pass_list("-Oz")
-        ranked = sorted((p for p in counts if p != oz), key=lambda p: (-counts[p], str(p)))
-        self.lists = [p for p in ranked if allows is None or allows(p)]
+        self.lists, counts = rank_popular(lists, allows)
         self.wins = {str(p): counts[p] for p in self.lists}
 
     def __len__(self) -> int:
@@ -53,37 +47,6 @@ class PopularLists:
     def propose(self, n: int) -> list[PassList]:
         """The ``n`` most popular lists."""
         return self.lists[: max(0, n)]
-
-
-def ir_features(ir: str) -> Counter[str]:
-    """Counts describing a function's IR: opcodes, basic blocks, calls, arguments, size."""
-    feats: Counter[str] = Counter()
-    in_body = False
-    for raw in ir.splitlines():
-        line = raw.strip()
-        if not in_body:
-            if line.startswith("define ") and line.endswith("{"):
-                in_body = True
-                feats["args"] += line.count(", ") + (0 if "()" in line else 1)
-            elif line.startswith("@"):
-                feats["globals"] += 1
-            elif line.startswith("declare "):
-                feats["declared"] += 1
-            continue
-        if line == "}":
-            in_body = False
-            continue
-        if not line or line.startswith(";"):
-            continue
-        if _LABEL.match(line):
-            feats["blocks"] += 1
-            continue
-        m = _ASSIGNED.match(line) or _UNASSIGNED.match(line)
-        if m:
-            feats[f"op:{m.group(1)}"] += 1
-            feats["instructions"] += 1
-    feats["blocks"] += 1  # the entry block has no label in normalized IR
-    return feats
 
 
 class Retrieval:

@@ -219,9 +219,17 @@ def model_methods(
     """A method per strategy (predict, oz-backup, sample-N, feedback-K).
 
     Priority sampling gives the same first k lists whatever N is asked, so the widest N is
-    sampled once per function and sample-k takes its first k. feedback-K needs ``compiler``.
+    sampled once per function and sample-k takes its first k; likewise guided-k is the first k
+    picks of the widest guided-N. feedback-K and guided-N need ``compiler``.
     """
-    from passlm.optimize.strategies import FEEDBACK, PREDICT, SAMPLE, parse_strategy, propose
+    from passlm.optimize.strategies import (
+        FEEDBACK,
+        GUIDED,
+        PREDICT,
+        SAMPLE,
+        parse_strategy,
+        propose,
+    )
 
     specs = [parse_strategy(s) for s in strategies]
     irs = [f.ir for f in functions]
@@ -243,8 +251,23 @@ def model_methods(
             if progress is not None:
                 progress(i + 1, len(irs))
         sample_seconds = time.perf_counter() - start
+    widest_guided = max((s.n for s in specs if s.kind == GUIDED), default=0)
+    guided: list[list[PassList]] = []
+    guided_seconds = 0.0
+    if widest_guided:
+        start = time.perf_counter()
+        guided = propose(
+            None, None, irs, parse_strategy(f"guided-{widest_guided}"),
+            denylist=denylist, compiler=compiler,
+        )  # fmt: skip
+        guided_seconds = time.perf_counter() - start
     for s in specs:
-        if s.kind == SAMPLE:
+        if s.kind == GUIDED:
+            methods.append(
+                Method(f"{s.name} (no model)", MODEL, [c[: s.n] for c in guided],
+                       seconds=guided_seconds if s.n == widest_guided else None)
+            )  # fmt: skip
+        elif s.kind == SAMPLE:
             methods.append(
                 Method(s.name, MODEL, [c[: s.n] for c in samples],
                        seconds=sample_seconds if s.n == widest else None)
