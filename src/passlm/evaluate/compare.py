@@ -216,7 +216,7 @@ def model_methods(
     compiler: Compiler | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Method]:
-    """A method per strategy (predict, oz-backup, sample-N, feedback-K).
+    """A method per strategy (predict, oz-backup, sample-N, feedback-K, guided-N).
 
     Priority sampling gives the same first k lists whatever N is asked, so the widest N is
     sampled once per function and sample-k takes its first k; likewise guided-k is the first k
