@@ -165,3 +165,21 @@ def test_a_table_that_does_not_fit_its_lists_is_refused(table):
         OutcomeTable(table.lists[:2], table.feature_keys, table.rows, {})
     with pytest.raises(InputError):
         read_outcomes(FIXTURES / "sample.c")
+
+
+def test_shipped_outcome_table_is_small_and_records_how_it_was_made():
+    from passlm.llvm.denylist import load_denylist
+    from passlm.search.outcomes import default_outcomes_path
+
+    path = default_outcomes_path()
+    assert path.stat().st_size <= 4 * 2**20
+    shipped = read_outcomes(path)
+    assert len(shipped.lists) == 60 and len(shipped.rows) > 10_000
+    assert (
+        shipped.meta["command"].startswith("passlm outcomes") and shipped.meta["split"] == "train"
+    )
+    assert shipped.meta["llvm_version"].startswith("19")
+    deny = load_denylist()
+    assert (
+        all(deny.allows(p) for p in shipped.lists) and parse_pass_list("-Oz") not in shipped.lists
+    )
