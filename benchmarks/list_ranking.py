@@ -39,7 +39,7 @@ from passlm.llvm.denylist import load_denylist
 from passlm.llvm.passes import parse_pass_list
 from passlm.llvm.pool import WorkerPool
 from passlm.llvm.toolchain import default_toolchain
-from passlm.search.features import ir_features
+from passlm.search.features import ir_features, log_counts
 
 console = Console(width=110)
 KS = (1, 2, 3, 5, 10, 30)
@@ -76,9 +76,7 @@ def count_table(rows: list[dict], lists: list[str], path: Path, workers: int) ->
 
 def features(feats: list[Counter[str]], keys: list[str]) -> torch.Tensor:
     """Log-scaled feature matrix of ``ir_features`` counters, columns ``keys``."""
-    return torch.log1p(
-        torch.tensor([[f.get(k, 0) for k in keys] for f in feats], dtype=torch.float32)
-    )
+    return torch.from_numpy(log_counts(feats, keys))
 
 
 def train_ranker(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.nn.Module:

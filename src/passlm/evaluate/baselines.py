@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from passlm.llvm.passes import PassList, parse_pass_list
-from passlm.search.features import ir_features
+from passlm.search.features import ir_features, log_counts
 from passlm.search.outcomes import rank_popular
 from passlm.search.space import random_list
 
@@ -57,17 +57,11 @@ class Retrieval:
             raise ValueError(f"{len(irs)} functions but {len(lists)} lists")
         feats = [ir_features(ir) for ir in irs]
         self.vocab = sorted({k for f in feats for k in f})
-        self.index = {k: i for i, k in enumerate(self.vocab)}
         self.lists = [parse_pass_list(p) for p in lists]
         self.matrix = self._vectors(feats)
 
     def _vectors(self, feats: Sequence[Counter[str]]) -> np.ndarray:
-        m = np.zeros((len(feats), len(self.vocab)), dtype=np.float32)
-        for row, f in enumerate(feats):
-            for k, v in f.items():
-                col = self.index.get(k)
-                if col is not None:
-                    m[row, col] = np.log1p(v)
+        m = log_counts(feats, self.vocab)
         norms = np.linalg.norm(m, axis=1, keepdims=True)
         return m / np.where(norms > 0, norms, 1.0)
 

@@ -240,38 +240,30 @@ def model_methods(
         start = time.perf_counter()
         greedy = propose(model, tokenizer, irs, parse_strategy(PREDICT), denylist=denylist)
         greedy_seconds = time.perf_counter() - start
-    widest = max((s.n for s in specs if s.kind == SAMPLE), default=0)
-    samples: list[list[PassList]] = []
-    sample_seconds = 0.0
-    if widest:
-        spec = parse_strategy(f"sample-{widest}")
+    runs: dict[str, tuple[int, list[list[PassList]], float]] = {}  # kind: widest N, lists, s
+    for kind in (SAMPLE, GUIDED):
+        widest = max((s.n for s in specs if s.kind == kind), default=0)
+        if not widest:
+            continue
+        spec = parse_strategy(f"{kind}-{widest}")
         start = time.perf_counter()
-        for i, ir in enumerate(irs):
-            samples += propose(model, tokenizer, [ir], spec, denylist=denylist)
-            if progress is not None:
-                progress(i + 1, len(irs))
-        sample_seconds = time.perf_counter() - start
-    widest_guided = max((s.n for s in specs if s.kind == GUIDED), default=0)
-    guided: list[list[PassList]] = []
-    guided_seconds = 0.0
-    if widest_guided:
-        start = time.perf_counter()
-        guided = propose(
-            None, None, irs, parse_strategy(f"guided-{widest_guided}"),
-            denylist=denylist, compiler=compiler,
-        )  # fmt: skip
-        guided_seconds = time.perf_counter() - start
+        lists: list[list[PassList]] = []
+        if kind == GUIDED:  # every function in step: one batch of compiles per pick
+            lists = propose(None, None, irs, spec, denylist=denylist, compiler=compiler)
+        else:
+            for i, ir in enumerate(irs):
+                lists += propose(model, tokenizer, [ir], spec, denylist=denylist)
+                if progress is not None:
+                    progress(i + 1, len(irs))
+        runs[kind] = (widest, lists, time.perf_counter() - start)
     for s in specs:
-        if s.kind == GUIDED:
+        if s.kind in runs:  # the narrower ones are prefixes of the same run
+            widest, lists, seconds = runs[s.kind]
+            name = f"{s.name} (no model)" if s.kind == GUIDED else s.name
             methods.append(
-                Method(f"{s.name} (no model)", MODEL, [c[: s.n] for c in guided],
-                       seconds=guided_seconds if s.n == widest_guided else None)
+                Method(name, MODEL, [c[: s.n] for c in lists],
+                       seconds=seconds if s.n == widest else None)
             )  # fmt: skip
-        elif s.kind == SAMPLE:
-            methods.append(
-                Method(s.name, MODEL, [c[: s.n] for c in samples],
-                       seconds=sample_seconds if s.n == widest else None)
-            )  # fmt: skip  # the narrower ones are prefixes of the same sampling run
         elif s.kind == FEEDBACK:
             start = time.perf_counter()
             lists = propose(model, tokenizer, irs, s, denylist=denylist, compiler=compiler)

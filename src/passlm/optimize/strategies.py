@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from passlm.data.format import parse_answer, render_prompt
 from passlm.errors import InputError, PasslmError
 from passlm.llvm.denylist import DenyList
-from passlm.llvm.passes import PassList, parse_pass_list
+from passlm.llvm.passes import PassList
+from passlm.optimize.pipeline import OZ
 
 PREDICT, OZ_BACKUP, SAMPLE, FEEDBACK = "predict", "oz-backup", "sample", "feedback"
 GUIDED = "guided"
 SAMPLINGS = ("priority", "temperature")
-_OZ = parse_pass_list("-Oz").passes
 _SPEC = re.compile(r"^(predict|oz-backup|(sample|feedback|guided)-(\d+))$")
 
 
@@ -113,7 +113,7 @@ def _allowed(lists: list[PassList], denylist: DenyList | None, n: int) -> list[P
 
 def _beside_oz(lists: list[PassList], denylist: DenyList | None, n: int) -> list[PassList]:
     """The first ``n`` allowed lists other than -Oz, which every strategy compiles anyway."""
-    return _allowed([p for p in lists if p.passes != _OZ], denylist, n)
+    return _allowed([p for p in lists if p.passes != OZ.passes], denylist, n)
 
 
 @functools.lru_cache(maxsize=2)

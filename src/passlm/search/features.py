@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
 
 _ASSIGNED = re.compile(r"^(?:%[-\w.$\"]+|%\d+)\s*=\s*(?:(?:tail|musttail|notail)\s+)?([a-z]+)")
 _UNASSIGNED = re.compile(r"^(?:(?:tail|musttail|notail)\s+)?([a-z]+)\b")
@@ -42,3 +45,9 @@ def ir_features(ir: str) -> Counter[str]:
             feats["instructions"] += 1
     feats["blocks"] += 1  # the entry block has no label in normalized IR
     return feats
+
+
+def log_counts(feats: Sequence[Counter[str]], keys: Sequence[str]) -> np.ndarray:
+    """``log1p`` of each counter's values in the columns ``keys`` (others dropped), float32."""
+    rows = [[f.get(k, 0) for k in keys] for f in feats]
+    return np.log1p(np.array(rows, dtype=np.float32).reshape(len(feats), len(keys)))

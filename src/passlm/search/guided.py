@@ -72,21 +72,21 @@ class GuidedSearch:
         compiler: Compiler,
         *,
         allows: Callable[[PassList], bool] | None = None,
-        oz_counts: Sequence[int | None] | None = None,
     ) -> list[list[PassList]]:
         """Per function, the lists compiled, in the order picked (at most ``n``, fewer when the
         table has fewer; none where -Oz itself fails, or ``allows`` refuses every list).
 
         All functions advance together, one compile each per round, in one batch per round
-        (so a pool spreads them). ``oz_counts`` saves the -Oz compiles where they are known.
+        (so a pool spreads them).
         """
-        if oz_counts is None:
-            oz_counts = [r.count if r.ok else None for r in compiler.run_tasks(
-                [Task(ir, OZ) for ir in irs])]  # fmt: skip
         usable = np.array([allows is None or allows(p) for p in self.lists], dtype=bool)
         picked: list[list[PassList]] = [[] for _ in irs]
-        live = [i for i, oz in enumerate(oz_counts) if oz is not None and usable.any()]
-        if not live or not len(self.savings):
+        if not usable.any() or not len(self.savings):
+            return picked
+        oz_counts = [r.count if r.ok else None for r in compiler.run_tasks(
+            [Task(ir, OZ) for ir in irs])]  # fmt: skip
+        live = [i for i, oz in enumerate(oz_counts) if oz is not None]
+        if not live:
             return picked
         unit = self._unit(np.stack([self.table.vector(irs[i]) for i in live]))
         weights = np.exp(self.params.beta * (unit @ self.unit.T - 1.0)).astype(np.float32)

@@ -25,14 +25,14 @@ from passlm import __version__
 from passlm.errors import InputError
 from passlm.llvm.backend import Compiler, Result, Task
 from passlm.llvm.passes import PassList, parse_pass_list
-from passlm.search.features import ir_features
+from passlm.search.features import ir_features, log_counts
 from passlm.search.store import Trial, TrialStore
 from passlm.search.tuned import read_tuned
+from passlm.search.tuner import OZ
 from passlm.tables import read_rows, write_rows
 
 KIND = "outcomes"
 SHIPPED = Path(__file__).with_name("default_outcomes.parquet")
-OZ = parse_pass_list("-Oz")
 SCHEMA = pa.schema(
     [
         ("hash", pa.string()),
@@ -87,8 +87,7 @@ class OutcomeTable:
 
     def vector(self, ir: str) -> np.ndarray:
         """``ir``'s log-scaled features in this table's columns (names it lacks are dropped)."""
-        feats = ir_features(ir)
-        return np.log1p(np.array([feats.get(k, 0) for k in self.feature_keys], dtype=np.float32))
+        return log_counts([ir_features(ir)], self.feature_keys)[0]
 
 
 def rank_popular(
