@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -379,6 +380,89 @@ def test_cli_dataset_make_winners_compiles_the_popular_lists(tmp_path):
     assert (meta["winner_functions"], meta["winner_examples"]) == (2, 2)
     res = passlm("--winners", "2")
     assert res.returncode == 2 and "--no-aux" in res.stderr
+
+
+def test_coverage_order_takes_marginal_savings_not_wins():
+    from passlm.search.outcomes import coverage_order
+
+    savings = np.array(
+        [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.4, 0.0], [0.0, 0.0, 0.3]], dtype=np.float32
+    )
+    # list 1 saves 1.4 in all; after it list 0 adds nothing where list 1 already saves as much,
+    # list 2 adds 0.3 on the last row
+    assert coverage_order(savings) == [1, 2, 0]
+    assert coverage_order(np.zeros((2, 3), dtype=np.float32)) == [0, 1, 2]
+
+
+def test_canonical_winner_is_the_first_in_coverage_order_among_the_lowest():
+    from passlm.search.outcomes import OutcomeRow, OutcomeTable, canonical_winners
+
+    a, b, c = (parse_pass_list(p) for p in ("-O1", "-gvn -dse", "-mem2reg"))
+    rows = (
+        OutcomeRow("f0", 10, [8, 8, 10], [1]),  # a and b tie: b covers more, b answers
+        OutcomeRow("f1", 10, [10, 7, 10], [1]),
+        OutcomeRow("f2", 10, [9, None, 10], [1]),  # b failed: a alone is lowest
+        OutcomeRow("f3", 10, [10, 11, 10], [1]),  # nothing beats -Oz: no answer
+        OutcomeRow("f4", 10, [10, 10, 6], [1]),
+    )
+    table = OutcomeTable((a, b, c), ("k",), rows, {})
+    assert canonical_winners(table) == {"f0": (b, 8), "f1": (b, 7), "f2": (a, 9), "f4": (c, 6)}
+
+
+def test_cli_dataset_make_canonical_answers_from_an_outcome_table(tmp_path, toolchain):
+    """Real functions and a table of real compiles: each training function where a list beats
+    -Oz is answered once, with the canonical winner and the table's count."""
+    from passlm.llvm.backend import InProcessCompiler
+    from passlm.search.outcomes import build_outcomes, canonical_winners, write_outcomes
+    from passlm.search.store import TrialStore
+
+    fixtures = FIXTURES / "winners"
+    rows = []
+    for name in ("LoadInt", "neg_inv64"):
+        ir = "".join(
+            line for line in (fixtures / f"{name}.ll").read_text().splitlines(True)
+            if not line.startswith(";")
+        )  # fmt: skip
+        rows.append(dataclasses.replace(_tuned(name, "train"), ir=ir, optimized_ir=None))
+    lists = [parse_pass_list(p) for p in ("-O1", "-gvn -dse", "-mem2reg")]
+    with InProcessCompiler(toolchain) as c:
+        rows = [
+            dataclasses.replace(r, o0_count=c.count(r.ir), oz_count=(oz := c.run(r.ir, "-Oz").count),
+                                best_passes="-Oz", best_count=oz)
+            for r in rows
+        ]  # fmt: skip
+        table = build_outcomes([(r.hash, r.ir) for r in rows], lists, c,
+                               TrialStore(":memory:", c.version), {})  # fmt: skip
+    want = canonical_winners(table)
+    assert want, "the fixtures were chosen so that a list beats -Oz"
+    tuned, table_path, out = tmp_path / "t.parquet", tmp_path / "o.parquet", tmp_path / "d.parquet"
+    write_tuned(tuned, rows, {"llvm_version": toolchain.version})
+    write_outcomes(table_path, table)
+
+    def passlm(*args: str) -> subprocess.CompletedProcess:
+        return run_passlm("dataset", "make", str(tuned), "-o", str(out), *args)
+
+    res = passlm("--no-aux", "--canonical", str(table_path), "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    examples, meta = read_dataset(out)
+    got = {e.hash: (fmt.parse_answer(e.answer).passes, fmt.parse_answer(e.answer).after)
+           for e in examples}  # fmt: skip
+    for r in rows:
+        assert got[r.hash] == want.get(r.hash, (parse_pass_list("-Oz"), r.oz_count))
+    assert meta["winner_functions"] == len(want)
+    # with the optimized IR: each canonical list compiled again, its IR in the answer
+    res = passlm("--canonical", str(table_path), "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    full = {e.hash: fmt.parse_answer(e.answer) for e in read_dataset(out)[0]}
+    with InProcessCompiler(toolchain) as c:
+        for h, (passes, count) in want.items():
+            assert (full[h].passes, full[h].after) == (passes, count)
+            assert full[h].ir and c.count(full[h].ir) == count
+    res = passlm("--no-aux", "--canonical", str(table_path), "--winners", "2")
+    assert res.returncode == 2 and "choose one" in res.stderr
+    write_tuned(tuned, [dataclasses.replace(r, split="test") for r in rows], {})
+    res = passlm("--no-aux", "--canonical", str(table_path))
+    assert res.returncode == 2 and "train split" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_cli_tokenizer_train_and_dataset_make(tmp_path):

@@ -960,6 +960,16 @@ def dataset_make_cmd(
     winners_cap: Annotated[
         int, typer.Option("--winners-cap", help="At most this many answers per function.")
     ] = 4,
+    canonical: Annotated[
+        Path | None,
+        typer.Option(
+            "--canonical",
+            help="Outcome table (passlm outcomes): answer each of its training functions where "
+            "one of its lists beats -Oz once, with the winning list that comes first in the "
+            "table's coverage order (compiled again for the optimized IR unless --no-aux; not "
+            "with --winners).",
+        ),
+    ] = None,
     workers: Workers = None,
 ) -> None:
     """Render (prompt, answer) examples; drop, never truncate, those over the limits."""
@@ -981,18 +991,25 @@ def dataset_make_cmd(
         )
     if winners and aux:
         raise InputError("--winners answers carry no optimized IR: add --no-aux")
+    if winners and canonical:
+        raise InputError("--winners and --canonical are two ways to label: choose one")
     rows, tuned_meta = read_tuned(tuned)
     deny = load_denylist(denylist)
     ties = [r for r in rows if 0 <= r.oz_count <= r.best_count] if oz_ties else []
     refused = [r for r in rows if r.best_passes and not deny.allows(parse_pass_list(r.best_passes))]
     need = {r.hash: r for r in [*ties, *refused]}
     won: dict = {}
+    won_ir: dict = {}
     with WorkerPool(_toolchain(), workers=workers) as pool:
         results = pool.run_tasks([Task(r.ir, OZ, want_ir=aux) for r in need.values()])
         if winners:
             won = _winners(
                 rows, deny, winners, winners_cap, pool, refused={r.hash for r in refused}
             )
+        if canonical is not None:
+            won = _canonical(canonical, rows, deny)
+            if aux:
+                won_ir = _answer_ir(canonical, rows, won, pool)
     oz_of = {}
     for r, res in zip(need.values(), results, strict=True):
         if not res.ok or res.count != r.oz_count:
@@ -1012,6 +1029,7 @@ def dataset_make_cmd(
         denied={r.hash: oz_of[r.hash] for r in refused},
         oz_keep=oz_keep,
         winners=won,
+        winner_ir=won_ir,
     )
     meta = dataset_meta(
         tuned_meta, report, tuned_path=str(tuned), command=" ".join(["passlm", *sys.argv[1:]])
@@ -1033,7 +1051,48 @@ def dataset_make_cmd(
             if winners
             else ""
         )
+        + (
+            f"; {report.winner_functions} training functions answered with their canonical "
+            "winning list"
+            if canonical
+            else ""
+        )
     )
+
+
+def _canonical(table_path: Path, rows, deny) -> dict:
+    """Function hash -> [(its canonical winning list, count)] for the training functions of
+    ``rows`` in the outcome table (:func:`passlm.search.outcomes.canonical_winners`)."""
+    from passlm.search.outcomes import canonical_winners, read_outcomes
+
+    table = read_outcomes(table_path)
+    train = {r.hash for r in rows if r.split == "train" and r.oz_count >= 0}
+    if not train & {r.hash for r in table.rows}:
+        raise InputError(f"{table_path}: none of its functions is in the tuned file's train split")
+    return {
+        h: [(passes, count)]
+        for h, (passes, count) in canonical_winners(table).items()
+        if h in train and deny.allows(passes)
+    }
+
+
+def _answer_ir(table_path: Path, rows, won: dict, pool) -> dict:
+    """(function hash, list) -> the optimized IR of each answer in ``won``, compiled again; an
+    error where the compiler's count is not the table's (a table from another LLVM build)."""
+    from passlm.llvm.backend import Task
+
+    ir_of = {r.hash: r.ir for r in rows}
+    pairs = [(h, passes, count) for h, lists in won.items() for passes, count in lists]
+    results = pool.run_tasks([Task(ir_of[h], passes, want_ir=True) for h, passes, _ in pairs])
+    out = {}
+    for (h, passes, count), res in zip(pairs, results, strict=True):
+        if not res.ok or res.count != count or not res.ir:
+            raise InputError(
+                f"{table_path}: {passes} on {h} gave {res.count if res.ok else res.error}, the "
+                f"table says {count}; is it from another LLVM build?"
+            )
+        out[(h, passes)] = res.ir
+    return out
 
 
 def _winners(rows, deny, n: int, cap: int, pool, *, refused: set[str]) -> dict:

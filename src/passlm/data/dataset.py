@@ -161,6 +161,7 @@ def make_dataset(
     denied: Mapping[str, str] | None = None,
     oz_keep: float = 1.0,
     winners: Mapping[str, Sequence[tuple[PassList, int]]] | None = None,
+    winner_ir: Mapping[tuple[str, PassList], str] | None = None,
 ) -> tuple[list[Example], DatasetReport]:
     """Render one example per tuned function, dropping those longer than the limits.
 
@@ -175,7 +176,8 @@ def make_dataset(
     more of the functions where a list beats -Oz. ``winners`` (function hash -> (list, count)
     pairs, from :func:`winning_lists`) answers each such training function once per list that
     won on it rather than once with the autotuner's, so that the model learns every list that
-    suits the code, not one tie-break (answers without the optimized IR: ``aux`` must be False).
+    suits the code, not one tie-break (answers without the optimized IR, unless ``winner_ir``
+    holds it for every (function hash, list) answered: ``aux`` needs it).
     Examples come in corpus order: split (train, val, test, heldout), source, file, function.
     """
     for name, limit in (("max_tokens", max_tokens), ("max_chars", max_chars)):
@@ -186,7 +188,17 @@ def make_dataset(
     if max_tokens is not None and tokenizer is None:
         raise InputError("max_tokens needs a tokenizer to count tokens with")
     if winners and aux:
-        raise InputError("answers with every winning list carry no optimized IR: use aux=False")
+        missing = [
+            h
+            for h, lists in winners.items()
+            for passes, _ in lists
+            if (h, passes) not in (winner_ir or {})
+        ]
+        if missing:
+            raise InputError(
+                f"{len(missing)} winning answers have no optimized IR (function {missing[0]}): "
+                "use aux=False"
+            )
     rows = sorted(
         tuned_rows, key=lambda r: (_split_order(r.split), r.split, r.source, r.file, r.function)
     )
@@ -215,7 +227,8 @@ def make_dataset(
             winner_examples += len(lists)
             for passes, count in lists:
                 expanded_rows.append(row)
-                expanded.append((prompt, render_answer(passes, row.o0_count, count)))
+                ir = winner_ir[(row.hash, passes)] if aux and winner_ir else None
+                expanded.append((prompt, render_answer(passes, row.o0_count, count, ir)))
         rows, rendered = expanded_rows, expanded
     tokens = [0] * len(rows)
     token_hash = None

@@ -90,6 +90,42 @@ class OutcomeTable:
         return log_counts([ir_features(ir)], self.feature_keys)[0]
 
 
+def coverage_order(savings: np.ndarray) -> list[int]:
+    """Column indices of ``savings`` (rows x lists, relative savings) in greedy coverage order:
+    each next list is the one with the largest total *marginal* saving over the rows, measured
+    against the best of the lists before it there (ties: the lower index). A list that only wins
+    where an earlier one already wins comes late, however often it wins."""
+    rows, lists = savings.shape
+    covered = np.zeros(rows, dtype=np.float32)
+    order: list[int] = []
+    left = np.ones(lists, dtype=bool)
+    for _ in range(lists):
+        gain = np.maximum(savings - covered[:, None], 0.0).sum(axis=0)
+        gain[~left] = -1.0
+        j = int(np.argmax(gain))
+        order.append(j)
+        left[j] = False
+        covered = np.maximum(covered, savings[:, j])
+    return order
+
+
+def canonical_winners(table: OutcomeTable) -> dict[str, tuple[PassList, int]]:
+    """Per training function of ``table`` where a list beats -Oz: the one list that answers it,
+    (list, count). Of the lists that reach its lowest count, the first in the table's
+    :func:`coverage_order`: lists that do the same thing to a function share one label, the one
+    that covers the most functions, so that a model ranking lists by probability learns
+    distinct behaviours rather than spellings of one."""
+    order = coverage_order(table.savings())
+    out = {}
+    for r in table.rows:
+        counts = [c for c in r.counts if c is not None]
+        low = min(counts, default=r.oz_count)
+        if low < r.oz_count:
+            j = next(j for j in order if r.counts[j] == low)
+            out[r.hash] = (table.lists[j], low)
+    return out
+
+
 def rank_popular(
     best_lists: Sequence[str], allows: Callable[[PassList], bool] | None = None
 ) -> tuple[list[PassList], Counter[PassList]]:
