@@ -115,14 +115,15 @@ def canonical_winners(table: OutcomeTable) -> dict[str, tuple[PassList, int]]:
     :func:`coverage_order`: lists that do the same thing to a function share one label, the one
     that covers the most functions, so that a model ranking lists by probability learns
     distinct behaviours rather than spellings of one."""
+    from passlm.data.dataset import winning_lists
+
     order = coverage_order(table.savings())
     out = {}
     for r in table.rows:
-        counts = [c for c in r.counts if c is not None]
-        low = min(counts, default=r.oz_count)
-        if low < r.oz_count:
-            j = next(j for j in order if r.counts[j] == low)
-            out[r.hash] = (table.lists[j], low)
+        # the lists in coverage order: the first that reaches the lowest count answers
+        won = winning_lists(r.oz_count, [(table.lists[j], r.counts[j]) for j in order], 1)
+        if won:
+            out[r.hash] = won[0]
     return out
 
 
