@@ -140,15 +140,99 @@ def test_a_draft_changes_the_steps_not_the_greedy_answer(prompts, ir_tokenizer):
     for cons in (None, constraint):
         ids = [mc.BOS_ID, *ir_tokenizer.encode(prompts[0], add_special_tokens=False).ids]
         calls.clear()
-        plain = greedy(fast, ids, 12, constraint=cons)
+        plain = greedy(fast, ids, 12, constraint=cons).tokens
         plain_calls, plain_length = len(calls), fast.length
         assert plain_calls > 1
         wrong = [t + 1 for t in plain]
         drafts = [plain, [*plain, 5, 6, 7], plain[:3] + wrong[3:], wrong, plain[:1]]
         for draft in drafts:
             calls.clear()
-            assert greedy(fast, ids, 12, constraint=cons, draft=draft) == plain
+            assert greedy(fast, ids, 12, constraint=cons, draft=draft).tokens == plain
             assert fast.length == plain_length
         calls.clear()
         greedy(fast, ids, 12, constraint=cons, draft=plain)
         assert len(calls) == 1  # the whole answer confirmed in the prompt's forward pass
+
+
+def test_a_prompt_in_the_cache_is_not_run_again():
+    """prefill reuses the cached prefix: the same logits, only the new tokens run."""
+    model = _llama()
+    fast = FastLlama(model, torch.float32)
+    ids = list(range(3, 60))
+    first = fast.prefill(ids).clone()
+    ran = []
+    forward = fast._forward
+    fast._forward = lambda toks, rows: ran.append(len(toks)) or forward(toks, rows)
+    torch.testing.assert_close(fast.prefill(ids), first)  # the last token runs for its logits
+    shorter = fast.prefill(ids[:-5])  # held too
+    torch.testing.assert_close(shorter, _hf_logits(model, ids[:-5])[-1], atol=1e-4, rtol=1e-4)
+    longer = fast.prefill([*ids, 70, 71])  # not all held: run whole
+    torch.testing.assert_close(longer, _hf_logits(model, [*ids, 70, 71])[-1], atol=1e-4, rtol=1e-4)
+    other = fast.prefill([*ids[:10], 99])  # all but the last held: that one runs
+    torch.testing.assert_close(other, _hf_logits(model, [*ids[:10], 99])[-1], atol=1e-4, rtol=1e-4)
+    apart = fast.prefill([*ids[:5], 98, 97])  # shares five of six: a new prompt, run whole
+    torch.testing.assert_close(
+        apart, _hf_logits(model, [*ids[:5], 98, 97])[-1], atol=1e-4, rtol=1e-4
+    )
+    assert ran == [1, 1, len(ids) + 2, 1, 7]
+
+
+def test_greedy_and_scored_answers_carry_priority_samplings_logprob(prompts, ir_tokenizer):
+    """The greedy answer's log-probability is the first priority sample's; answer_logprobs
+    gives every sample's back, on the fast path and through transformers, and -inf for an
+    answer the constraint forbids."""
+    from passlm.model.constrained import answer_logprobs
+
+    model = _llama(vocab=ir_tokenizer.get_vocab_size(), max_position_embeddings=2048)
+    constraint = PassListConstraint(ir_tokenizer)
+    banned = PassListConstraint(ir_tokenizer, frozenset({"instcombine"}))
+    outcomes = []
+    for fast_path in (True, False):
+        model.passlm_fast = fast_path
+        got = []
+        for prompt in prompts:
+            (g,) = generate(model, ir_tokenizer, [prompt], until=PASSES, constraint=constraint)
+            samples = priority_sample(model, ir_tokenizer, prompt, 4, constraint=constraint)
+            assert g.text == samples[0].text
+            if fast_path:
+                assert g.logprob == pytest.approx(samples[0].logprob, abs=1e-4)
+            else:
+                assert g.logprob is None  # transformers' generate does not keep it
+            texts = [s.text for s in samples]
+            scored = answer_logprobs(model, ir_tokenizer, prompt, texts, constraint=constraint)
+            assert scored == pytest.approx([s.logprob for s in samples], abs=1e-4)
+            forbidden = "Run passes `-mem2reg -instcombine`"
+            (lp,) = answer_logprobs(model, ir_tokenizer, prompt, [forbidden], constraint=banned)
+            assert lp == float("-inf")
+            got += scored
+        outcomes.append(got)
+    assert outcomes[0] == pytest.approx(outcomes[1], abs=1e-3)
+    long = "x " * 3000
+    assert answer_logprobs(model, ir_tokenizer, long, ["Run passes `-Oz`"]) is None
+
+
+def test_priority_samples_a_filter_keeps_come_in_the_same_order_for_any_n(prompts, ir_tokenizer):
+    """With ``keep``, the first k kept samples of a run for n are a run for k's; a filter that
+    keeps nothing stops after max_refused."""
+    model = _llama(vocab=ir_tokenizer.get_vocab_size(), max_position_embeddings=2048)
+    constraint = PassListConstraint(ir_tokenizer)
+    every = priority_sample(model, ir_tokenizer, prompts[0], 24, constraint=constraint)
+
+    def odd(sample) -> bool:
+        return sum(sample.tokens) % 3 != 0
+
+    wanted = [s for s in every if odd(s)]
+    assert 3 <= len(wanted) < len(every)  # the filter drops some and keeps some
+
+    def key(samples):
+        return [(s.tokens, round(s.logprob, 3)) for s in samples]
+
+    for k in (1, 2, 3):
+        got = priority_sample(model, ir_tokenizer, prompts[0], k, constraint=constraint, keep=odd)
+        assert key(got) == key(wanted[:k])
+    drawn = []
+    none = priority_sample(
+        model, ir_tokenizer, prompts[0], 3, constraint=constraint,
+        keep=lambda s: drawn.append(s) and False, max_refused=5,
+    )  # fmt: skip
+    assert none == [] and key(drawn) == key(every[:5])

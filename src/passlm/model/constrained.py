@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import heapq
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -113,11 +114,16 @@ def priority_sample(
     constraint: PassListConstraint | None = None,
     branches: int = 4,
     max_new_tokens: int = 64,
+    keep: Callable[[Sample], bool] | None = None,
+    max_refused: int = 32,
 ) -> list[Sample]:
     """Up to ``n`` unique pass-list answers, best first (``[]`` if the prompt does not fit).
 
     Each answer stops after the pass list's closing backtick. ``branches`` alternatives per
-    step are kept as candidate prefixes for later samples.
+    step are kept as candidate prefixes for later samples. With ``keep``, only samples it
+    accepts are returned and count towards ``n``, and sampling stops once it has refused
+    ``max_refused``. Samples come in the same order whatever ``n`` is, and the stop does not
+    depend on ``n`` either, so the first k kept of a run for ``n`` are exactly a run for k's.
     """
     ids = [BOS_ID, *tokenizer.encode(prompt, add_special_tokens=False).ids]
     context = int(model.config.max_position_embeddings)
@@ -137,7 +143,8 @@ def priority_sample(
     tie = 1  # heap entries: (-logprob, tie, prefix)
     samples: list[Sample] = []
     seen: set[tuple[int, ...]] = set()
-    while heap and len(samples) < n:
+    refused = 0
+    while heap and len(samples) < n and refused < max_refused:
         neg, _, prefix = heapq.heappop(heap)
         if prefix in seen:
             continue
@@ -168,8 +175,60 @@ def priority_sample(
         if key in seen:
             continue
         seen.add(key)
-        samples.append(Sample(tokenizer.decode(answer, skip_special_tokens=True), logprob, key))
+        sample = Sample(tokenizer.decode(answer, skip_special_tokens=True), logprob, key)
+        if keep is None or keep(sample):
+            samples.append(sample)
+        else:
+            refused += 1
     return samples
+
+
+@torch.no_grad()
+def answer_logprobs(
+    model,
+    tokenizer,
+    prompt: str,
+    answers: Sequence[str],
+    *,
+    constraint: PassListConstraint | None = None,
+) -> list[float] | None:
+    """The log-probability of each answer (a pass-list answer's text, ``Run passes `...```)
+    after ``prompt``, counted as :func:`priority_sample` counts a sample's; None if the prompt
+    does not fit. An answer the constraint forbids gets -inf.
+
+    Right after the prompt was decoded (``predict``), the fast path's cache still holds it, so
+    scoring a short answer such as ``-Oz``'s costs a forward pass of a token or two.
+    """
+    ids = [BOS_ID, *tokenizer.encode(prompt, add_special_tokens=False).ids]
+    if len(ids) + 16 > int(model.config.max_position_embeddings):
+        return None
+    forced = [constraint.open_id] if constraint is not None else []
+    session = decoding_session(model)
+
+    def rows(answer: list[int]) -> list[int] | None:
+        return constraint.allowed(answer) if constraint is not None else None
+
+    session.start(ids + forced, rows(forced))
+    out = []
+    for text in answers:
+        tokens = tokenizer.encode(text, add_special_tokens=False).ids
+        if tokens[: len(forced)] != forced:
+            out.append(float("-inf"))
+            continue
+        answer, logprob = list(forced), 0.0
+        logits = session.branch([], rows(answer))
+        for j, token in enumerate(tokens[len(forced) :]):
+            scores = logits.float()
+            if constraint is not None:
+                scores = constraint.mask(answer, scores)
+            logprob += float(torch.log_softmax(scores, dim=-1)[token])
+            answer.append(token)
+            if logprob == float("-inf"):
+                break
+            if j + 1 < len(tokens) - len(forced):
+                logits = session.step(token, rows(answer))
+        out.append(logprob)
+    return out
 
 
 class _FastSession:

@@ -21,6 +21,7 @@ keep the ``transformers`` path then.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -92,6 +93,7 @@ class FastLlama:
         self.cos, self.sin = emb.cos(), emb.sin()  # [context, head_dim]
         self.keys = self.values = None
         self.length = 0
+        self.ids: list[int] = []  # the tokens in the cache (the first `length` are valid)
         self.last_answer: list[int] = []  # the draft for the next greedy answer (generate)
 
     def _pack(self, weight: torch.Tensor) -> torch.Tensor:
@@ -165,6 +167,8 @@ class FastLlama:
             gate, up = self._linear(self._norm(x, n2), gu_w).chunk(2, dim=-1)
             x = x + self._linear(F.silu(gate) * up, down_w)
         self.length = start + n
+        del self.ids[start:]
+        self.ids.extend(ids)
         last = self._norm(x[x.shape[0] - r :], self.norm)
         out = []
         for i, want in enumerate(rows):
@@ -208,7 +212,13 @@ class FastLlama:
                 shape = (len(self.layers), self.kv_heads, self.context, self.head_dim)
                 self.keys = torch.zeros(shape)
                 self.values = torch.zeros(shape)
-            self.length = 0
+            # a sequence the cache already holds (scoring an answer right after decoding it)
+            # is not run again, only the tokens that give logits; a partial match (another
+            # function's prompt, sharing its first lines) is, so that a prompt's numbers never
+            # depend on what was decoded before it
+            keep = len(ids) - len(rows)
+            self.length = keep if keep > 0 and _shared(self.ids[: self.length], ids) >= keep else 0
+            ids = ids[self.length :]
         return self._forward(ids, rows)
 
     def truncate(self, length: int) -> None:
@@ -216,6 +226,16 @@ class FastLlama:
         if not 0 <= length <= self.length:
             raise ValueError(f"cannot truncate {self.length} tokens to {length}")
         self.length = length
+
+
+def _shared(a: Sequence[int], b: Sequence[int]) -> int:
+    """The length of the common prefix of ``a`` and ``b``."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _packs(dtype: torch.dtype) -> bool:
@@ -288,6 +308,13 @@ def compute_dtype(model) -> torch.dtype:
     return torch.bfloat16 if stored == torch.bfloat16 and bf16_matmuls() else torch.float32
 
 
+class Decoded(NamedTuple):
+    """A greedy answer's tokens and their log-probability."""
+
+    tokens: list[int]
+    logprob: float
+
+
 def greedy(
     fast: FastLlama,
     ids: list[int],
@@ -296,9 +323,10 @@ def greedy(
     constraint=None,
     stopped: Callable[[list[int]], bool] | None = None,
     draft: Sequence[int] = (),
-) -> list[int]:
+) -> Decoded:
     """The greedy answer after ``ids``: at most ``budget`` tokens, ending at ``</s>`` or where
-    ``stopped(answer)`` says.
+    ``stopped(answer)`` says; with its log-probability, counted as Priority Sampling counts it
+    (renormalized over the tokens the constraint allows; a forced token costs nothing).
 
     A token the constraint forces (the list's opener, the closing backtick after the longest
     list) is taken without asking the model, and goes through it with the next one: the prompt
@@ -311,6 +339,7 @@ def greedy(
     any draft (speculative decoding with a fixed guess).
     """
     answer: list[int] = []
+    logprob = 0.0
     pending = list(ids)  # tokens chosen but not yet run through the model
     known: list[torch.Tensor] = []  # logits after the answer so far, then after each of `ahead`
     ahead: list[int] = []  # draft tokens run after the answer so far, not yet confirmed
@@ -334,6 +363,7 @@ def greedy(
                 known = fast.run(pending + guess, wants, new=not started)
                 pending, ahead, started = [], guess, True
             token = int(known[0].argmax())
+            logprob += float(torch.log_softmax(known[0].float(), dim=-1)[token])
         answer.append(token)
         if ahead and token == ahead[0]:  # the draft was right: the next logits are known
             ahead.pop(0)
@@ -348,4 +378,4 @@ def greedy(
             break
     if ahead:  # the cache holds the prompt and the answer, as without a draft
         fast.truncate(fast.length - len(ahead))
-    return answer
+    return Decoded(answer, logprob)

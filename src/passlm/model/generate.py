@@ -42,6 +42,8 @@ class Generation:
     text: str  # the answer as decoded (without <s>, prompt or </s>)
     tokens: int  # tokens generated
     finished: bool  # stopped at </s> or at the stop point (False: ran out of room)
+    # of the answer's tokens, as Priority Sampling counts it; kept by the fast greedy path only
+    logprob: float | None = None
 
 
 def context_size(model) -> int:
@@ -176,14 +178,14 @@ def _generate(
     fast = fast_model(model) if not sample and until != ANSWER else None
     if fast is not None:  # one prompt at a time: on the CPU, padding costs more than it saves
         for i in order:
-            answer = greedy(
+            answer, logprob = greedy(
                 fast, encoded[i], max(1, min(limit, context - len(encoded[i]))),
                 constraint=constraint,
                 stopped=lambda a: _stopped(tokenizer.decode(a, skip_special_tokens=True), until),
                 draft=fast.last_answer,  # functions in a row tend to get the same answer
             )  # fmt: skip
             fast.last_answer = answer
-            results[i] = _result(tokenizer, answer, until)
+            results[i] = dataclasses.replace(_result(tokenizer, answer, until), logprob=logprob)
         return results
     device = next(model.parameters()).device
     for b in range(0, len(order), batch_size):
