@@ -4,14 +4,16 @@ The paper's model was two orders of magnitude slower than the compiler; the targ
 under 10x. On a seeded sample of held-out functions, times per function, side by side in one
 run on this machine: the model's greedy pass list through passlm's lean CPU forward pass
 (``passlm.model.fast``, what ``predict`` uses on a CPU; with, as there, the previous
-function's answer as the draft, and without) and through ``transformers``
-(batch 1 and batched), the prompt's forward pass alone (the floor for any decoding loop), the
--Oz compile in process (parse, clone, run, count), and the same through ``opt-19``; then
-priority sampling of 10 lists (``sample-10``'s proposals) both ways. ``predict`` with and
-without the draft and the in-process -Oz compile are timed function by function in turn (the
-model and LLVM alternating in one process), so a change in the machine's speed falls on them
-alike; the -Oz compiles are also timed one after another, where LLVM stays in the CPU's
-caches (the lower bound of a compile, and the stricter ratio).
+function's answer as the draft, and without; and with the margin a calibrated model's
+``predict`` checks: the answer ``-Oz`` scored after the greedy list) and through
+``transformers`` (batch 1 and batched), the prompt's forward pass alone (the floor for any
+decoding loop), the -Oz compile in process (parse, clone, run, count), and the same through
+``opt-19``; then priority sampling of 10 lists (``sample-10``'s proposals) both ways.
+``predict`` (with and without the draft, and with the margin) and the in-process -Oz compile
+are timed function by function in turn (the model and LLVM alternating in one process), so a
+change in the machine's speed falls on them alike; the -Oz compiles are also timed one after
+another, where LLVM stays in the CPU's caches (the lower bound of a compile, and the stricter
+ratio).
 
     .venv/bin/python benchmarks/latency.py [--tuned data/tuned.parquet] [--sample 100]
 """
@@ -37,14 +39,17 @@ from passlm.model import default_model_dir, load
 from passlm.model.constrained import PassListConstraint, priority_sample
 from passlm.model.fast import bf16_matmuls, fast_model
 from passlm.model.generate import PASSES, generate, prompt_ids
+from passlm.optimize.strategies import greedy_margin
 
 console = Console(width=110)
 
 
-def timed(fn, items) -> list[float]:
-    """Seconds per item of ``fn(item)``."""
+def timed(fn, items, reset=None) -> list[float]:
+    """Seconds per item of ``fn(item)``, ``reset()`` (untimed) before each."""
     out = []
     for item in items:
+        if reset is not None:
+            reset()
         start = time.perf_counter()
         fn(item)
         out.append(time.perf_counter() - start)
@@ -78,6 +83,9 @@ def main() -> None:
     def predict(ir: str) -> None:
         generate(model, tok, [render_prompt(ir)], until=PASSES, constraint=constraint)
 
+    def predict_sure(ir: str) -> None:  # the greedy list and its margin over -Oz's answer
+        greedy_margin(model, tok, ir, constraint=constraint)
+
     def predict_alone(ir: str) -> None:  # no draft from the function before
         fast.last_answer = []
         predict(ir)
@@ -91,7 +99,7 @@ def main() -> None:
     def both_ways(fn, items) -> tuple[list[float], list[float]]:
         model.passlm_fast = True
         fn(items[0])  # warm-up: first-call allocations
-        fast_times = timed(fn, items)
+        fast_times = timed(fn, items, cold)
         model.passlm_fast = False
         fn(items[0])
         slow_times = timed(fn, items)
@@ -101,6 +109,10 @@ def main() -> None:
     fast = fast_model(model)
     if fast is None:
         raise SystemExit(f"{model_dir}: the fast path does not apply to this model")
+
+    def cold() -> None:  # the fast path reuses a prompt it holds: each call pays its own, as
+        fast.truncate(0)  # in use, where every function's prompt is new
+
     console.print(
         f"fast path: matmuls in {fast.dtype} (bf16 matmuls on this CPU: {bf16_matmuls()})"
     )
@@ -115,10 +127,11 @@ def main() -> None:
     # predict with and without the draft and the -Oz compile interleaved, function by
     # function, so drift in the machine's speed falls on all three alike (the draft is the
     # function before's answer either way)
-    one, alone, oz = [], [], []
+    one, sure, alone, oz = [], [], [], []
     for ir in irs:
-        one += timed(predict, [ir])
-        alone += timed(predict_alone, [ir])
+        one += timed(predict, [ir], cold)
+        sure += timed(predict_sure, [ir], cold)
+        alone += timed(predict_alone, [ir], cold)
         oz += timed(oz_compile, [ir])
     # the same compiles one after another: LLVM's code and data stay in the caches, which the
     # model's forward pass otherwise evicts between two compiles
@@ -132,7 +145,7 @@ def main() -> None:
     batched = (time.perf_counter() - start) / len(irs)
     model.passlm_fast = True
     prompt_pass(irs[0])
-    forward = timed(prompt_pass, irs)
+    forward = timed(prompt_pass, irs, cold)
     few = irs[: args.sample_functions]
     s10, s10_hf = both_ways(sample10, few)
     prompts = [render_prompt(ir) for ir in irs]
@@ -153,6 +166,7 @@ def main() -> None:
     oz_median, hot_median = statistics.median(oz), statistics.median(oz_hot)
     for name, values in (
         ("predict (passlm fast path)", one),
+        ("predict with a margin over -Oz (fast path)", sure),
         ("predict (fast path), no draft from the function before", alone),
         ("predict (transformers), batch 1", one_hf),
         ("predict (transformers), batched (8)", [batched]),

@@ -3,11 +3,13 @@
 On the held-out functions of the tuned data set (default: the held-out code base), the model
 proposes lists by priority sampling once per function (its first k samples are exactly what
 ``sample-k`` would draw, so one run gives every k); each unique candidate is compiled once.
-Rows: predict (greedy, 0 extra compiles, may lose to -Oz), oz-backup, sample-3/10/30, random
-search with the same number of compiles per function (random lists from the autotuner's
-space, best kept with -Oz), the most popular lists of the training split at the same compiles
-(what a model that ignores its input would propose), and the autotuner's best lists. Columns
-as the paper's Tables III/IV. The computation is :mod:`passlm.evaluate.compare`, the same as ``passlm eval``'s.
+Rows: predict (greedy, 0 extra compiles, may lose to -Oz; a second row with the margin
+``passlm model calibrate`` stored with the model, or ``--margin``), oz-backup,
+sample-3/10/30, random search with the same number of compiles per function (random lists
+from the autotuner's space, best kept with -Oz), the most popular lists of the training split
+at the same compiles (what a model that ignores its input would propose), and the autotuner's
+best lists. Columns as the paper's Tables III/IV. The computation is
+:mod:`passlm.evaluate.compare`, the same as ``passlm eval``'s.
 
 ``--guided 1,3,10,30`` adds ``guided-k`` rows: no model, the shipped outcome table of the
 training split, each list picked after compiling the ones before (:mod:`passlm.search.guided`).
@@ -17,8 +19,8 @@ feedback task (``passlm dataset feedback``, ``passlm train --init``), each with 
 search, so the loop is compared with plain sampling of ``--model`` at equal compiles.
 
     .venv/bin/python benchmarks/strategies.py [--tuned data/tuned.parquet] [--split heldout]
-        [--model DIR] [--samples 3,10,30] [--guided 1,3,10,30] [--feedback-model DIR --feedback 1,3] [--limit N]
-        [-o reports/strategies.json]
+        [--model DIR] [--margin model|NATS] [--samples 3,10,30] [--guided 1,3,10,30]
+        [--feedback-model DIR --feedback 1,3] [--limit N] [-o reports/strategies.json]
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
 from passlm.llvm.toolchain import default_toolchain
 from passlm.model import default_model_dir, load
+from passlm.optimize.calibrate import model_margin
 
 console = Console(width=120)
 
@@ -57,6 +60,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--margin", default="model", help="predict's margin: nats, or model (the stored one)"
+    )
     parser.add_argument("-o", "--output", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -66,6 +72,7 @@ def main() -> None:
     tc = default_toolchain()
     model_dir = args.model or default_model_dir()
     model, tok = load(model_dir)
+    margin = model_margin(model_dir) if args.margin == "model" else float(args.margin)
     with WorkerPool(tc, workers=args.workers) as pool:
         test = load_test_set(
             [args.tuned], splits=[args.split], toolchain=tc, compiler=pool, limit=args.limit
@@ -76,7 +83,9 @@ def main() -> None:
             f"{tc.version}; {args.threads} torch threads, {args.workers} compile workers"
         )
         deny = load_denylist()
-        methods = model_methods(model, tok, fns, strategies, denylist=deny, compiler=pool)
+        methods = model_methods(
+            model, tok, fns, strategies, denylist=deny, compiler=pool, margin=margin
+        )
         if args.feedback_model is not None:
             tuned, tuned_tok = load(args.feedback_model)
             loops = [f"feedback-{k}" for k in args.feedback.split(",")]

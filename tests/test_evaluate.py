@@ -487,6 +487,11 @@ def test_strategies_on_the_memorized_model(memorized, examples, toolchain, sampl
         assert "-Oz" not in map(str, lists)  # compiled anyway: it takes none of the 3 places
         if str(greedy) != "-Oz":
             assert lists[0] == greedy  # the first sample is the greedy answer
+    wide = propose(model, tok, irs, parse_strategy("sample-8"))
+    for k in (1, 2, 3):  # what eval reads off one wide run is what optimize draws for k
+        assert [lists[:k] for lists in wide] == propose(
+            model, tok, irs, parse_strategy(f"sample-{k}")
+        )
     hot = parse_strategy("sample-4", sampling="temperature", temperature=1.5, seed=3)
     assert propose(model, tok, irs, hot) == propose(model, tok, irs, hot)  # same seed, same lists
 
@@ -661,3 +666,121 @@ def test_distilled_data_set_answers_the_models_own_lists_with_the_compilers_ir(
     )  # fmt: skip
     assert res.returncode == 2 and "no function got an answer that fits 8 tokens" in res.stderr
     assert not bad.exists()
+
+
+# --------------------------------------------------------------------------- predict's margin
+
+
+def test_the_margin_rule_by_hand():
+    from passlm.optimize.calibrate import choose
+
+    rows = [
+        {"margin": 0.0, "improved": 5, "regressed": 4, "overall": 0.030},  # net 1, most saved
+        {"margin": 0.5, "improved": 4, "regressed": 1, "overall": 0.010},  # net 3
+        {"margin": 1.0, "improved": 3, "regressed": 0, "overall": 0.010},  # net 3: larger
+        {"margin": 2.0, "improved": 3, "regressed": 0, "overall": 0.008},
+        {"margin": float("inf"), "improved": 0, "regressed": 0, "overall": 0.0},
+    ]
+    assert choose(rows) == 1.0  # net functions first, then instructions, then the margin
+    losing = [
+        {"margin": 0.0, "improved": 1, "regressed": 2, "overall": 0.05},
+        {"margin": float("inf"), "improved": 0, "regressed": 0, "overall": 0.0},
+    ]
+    assert choose(losing) == float("inf")  # nothing pays: never leave -Oz
+
+
+@pytest.mark.slow
+def test_predict_with_a_margin_and_its_calibration(memorized, examples, tmp_path, toolchain):
+    """The margin is the greedy list's log-probability over the answer -Oz's; predict leaves
+    -Oz only past it; calibrate scores each margin as eval scores predict, stores its choice,
+    and optimize and eval use it."""
+    from passlm.model.constrained import answer_logprobs
+    from passlm.model.generate import generate
+    from passlm.optimize.calibrate import MARGINS, model_margin
+    from passlm.optimize.strategies import constraint_for, greedy_margin, parse_strategy, propose
+
+    model, tok, model_dir = memorized
+    irs = [fmt.parse_prompt(e.prompt) for e in examples]
+    taught = [parse_pass_list(e.best_passes) for e in examples]
+    cons = constraint_for(tok, None)  # as predict decodes (the deny list bans none of these)
+    margins = []
+    for ir, passes in zip(irs, taught, strict=True):
+        lists, margin = greedy_margin(model, tok, ir, constraint=cons)
+        assert lists == [passes]
+        if str(passes) == "-Oz":
+            assert margin is None
+            continue
+        prompt = fmt.render_prompt(ir)
+        (g,) = generate(model, tok, [prompt], until=PASSES, constraint=cons)
+        both = answer_logprobs(model, tok, prompt, [g.text, "Run passes `-Oz`"], constraint=cons)
+        assert margin == pytest.approx(both[0] - both[1], abs=1e-3) and margin > 0
+        margins.append(margin)
+    plain = propose(model, tok, irs, parse_strategy("predict"))
+    assert propose(model, tok, irs, parse_strategy("predict", margin=0.0)) == plain
+    never = propose(model, tok, irs, parse_strategy("predict", margin=float("inf")))
+    assert [[str(p) for p in lists] for lists in never] == [["-Oz"]] * len(irs)
+    cut = sorted(margins)[0] + 1e-3  # just past the least sure list: that one becomes -Oz
+    some = propose(model, tok, irs, parse_strategy("predict", margin=cut))
+    assert sum(lists != p for lists, p in zip(some, plain, strict=True)) == 1
+
+    from passlm.evaluate.compare import model_methods
+    from passlm.evaluate.testset import TestFunction
+
+    fns = [TestFunction(e.hash, e.function, "sample.c", ir, e.o0_count, e.oz_count,
+                        e.best_count, e.best_passes, None)
+           for e, ir in zip(examples, irs, strict=True)]  # fmt: skip
+    rows = model_methods(model, tok, fns, ["predict", "oz-backup"], margin=cut)
+    assert [m.name for m in rows] == ["predict", f"predict (margin {cut:g})", "oz-backup"]
+    assert rows[1].as_is and list(rows[1].candidates) == some
+
+    data = tmp_path / "val.parquet"
+    write_dataset(data, [dataclasses.replace(e, split="val") for e in examples], {})
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    dry = run_passlm("model", "calibrate", "--data", str(data), "--model", str(copy), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert model_margin(copy) is None and "not stored" in dry.stderr
+    res = run_passlm("model", "calibrate", "--data", str(data), "--model", str(copy), "-j", "1")
+    assert res.returncode == 0, res.stderr
+    from passlm.model.checkpoint import read_meta
+
+    record = read_meta(copy)["predict_calibration"]
+    oz = [e.oz_count for e in examples]
+    best = [e.best_count for e in examples]  # the taught lists' counts: what predict gets
+    assert record["functions"] == 4 and record["split"] == "val"
+    assert record["ungated"] == {
+        k: v for k, v in metrics.improvement(oz, best).to_dict().items() if k in record["ungated"]
+    }
+    rows = record["margins"]
+    assert [r["margin"] for r in rows] == [*MARGINS[:-1], "inf"]
+    for r in rows:  # every margin scored by hand from the greedy lists' margins
+        sure = [
+            b if str(p) != "-Oz" and m >= float(r["margin"]) else o
+            for p, b, o, m in zip(taught, best, oz, _with_none(taught, margins), strict=True)
+        ]
+        imp = metrics.improvement(oz, sure)
+        assert (r["improved"], r["regressed"]) == (imp.improved, imp.regressed), r
+        assert r["overall"] == pytest.approx(imp.overall)
+    chosen = model_margin(copy)
+    from passlm.optimize.calibrate import choose
+
+    assert chosen == choose([{**r, "margin": float(r["margin"])} for r in rows])
+    label = "predict" if chosen is None else f"predict (margin {chosen:g})"
+    out = run_passlm(
+        "optimize", str(FIXTURES / "sample.c"), "--model", str(copy), "-s", "predict", "-j", "1"
+    )
+    assert out.returncode == 0 and label in " ".join(out.stderr.split()), out.stderr
+    off = run_passlm("optimize", str(FIXTURES / "sample.c"), "--model", str(copy), "-s",
+                     "predict", "--margin", "off", "-j", "1")  # fmt: skip
+    assert off.returncode == 0 and "predict (margin" not in off.stderr, off.stderr
+    bad = run_passlm("optimize", str(FIXTURES / "sample.c"), "--margin", "sure")
+    assert bad.returncode == 2 and "--margin: expected a number" in bad.stderr
+    empty = run_passlm("model", "calibrate", "--data", str(data), "--model", str(copy),
+                       "--split", "test")  # fmt: skip
+    assert empty.returncode == 2 and "val.parquet: no test functions" in empty.stderr
+
+
+def _with_none(taught, margins):
+    """The greedy lists' margins in function order, None for the -Oz one."""
+    it = iter(margins)
+    return [None if str(p) == "-Oz" else next(it) for p in taught]

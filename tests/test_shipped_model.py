@@ -28,3 +28,14 @@ def test_shipped_model_emits_valid_pass_lists(sample_functions):
     out = generate(model, tok, [render_prompt(ir) for ir in irs], until=PASSES)
     answers = [parse_answer(g.text) for g in out]
     assert all(a.valid for a in answers), [g.text for g in out]
+
+
+def test_shipped_model_carries_its_calibrated_predict_margin():
+    """passlm model calibrate's record: chosen on val by the rule, from the table it stored."""
+    from passlm.optimize.calibrate import choose, model_margin
+
+    meta = read_meta(default_model_dir())
+    record = meta["predict_calibration"]
+    assert record["split"] == "val" and record["functions"] > 1000
+    rows = [{**r, "margin": float(r["margin"])} for r in record["margins"]]
+    assert model_margin(default_model_dir()) == choose(rows)

@@ -35,6 +35,34 @@ MemoryMB = Annotated[
     int,
     typer.Option("--memory-mb", help="Address-space cap per compile worker in MiB (0: none)."),
 ]
+Margin = Annotated[
+    str,
+    typer.Option(
+        "--margin",
+        help="For predict: nats by which the greedy list's log-probability must beat -Oz's to "
+        "be used (else -Oz); 'model': the margin `passlm model calibrate` stored with the "
+        "model (none stored: the greedy list as it is); 'off': the greedy list as it is; "
+        "'inf': always -Oz.",
+    ),
+]
+
+
+def _margin(text: str, model_dir: Path | None) -> float | None:
+    """``--margin``: a number, ``inf``, ``off`` (None), or ``model`` (what the model stored)."""
+    from passlm.optimize.calibrate import model_margin
+
+    text = text.strip().lower()
+    if text == "off":
+        return None
+    if text == "model":
+        return model_margin(model_dir) if model_dir is not None else None
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"--margin: expected a number, inf, off or model, not {text!r}") from None
+    if value != value or value < 0:
+        raise InputError(f"--margin: must be at least 0 nats, got {text!r}")
+    return value
 
 
 def _toolchain():
@@ -228,6 +256,7 @@ def optimize_cmd(
         float, typer.Option("--temperature", help="For temperature sampling.")
     ] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="For temperature sampling.")] = 0,
+    margin: Margin = "model",
     endpoint: Annotated[
         str | None,
         typer.Option("--endpoint", help="OpenAI-compatible server (e.g. vLLM) instead of a model."),
@@ -270,6 +299,9 @@ def optimize_cmd(
 
     deny = load_denylist(denylist)
     spec = parse_strategy(strategy, sampling=sampling, temperature=temperature, seed=seed)
+    given_margin = _margin(margin, None)  # a bad --margin fails before any work
+    if given_margin is not None and endpoint is not None and spec.kind == "predict":
+        raise InputError("--margin: an endpoint gives no log-probabilities; use --margin off")
     if emit is None:
         suffix = output.suffix if output is not None else ""
         emit = {".o": "obj", ".obj": "obj", ".bc": "bc"}.get(suffix, "ll")
@@ -310,6 +342,8 @@ def optimize_cmd(
 
         model_dir = model if model is not None else default_model_dir()
         lm, tok = _load_model(model_dir)
+        if spec.kind == "predict":
+            spec = dataclasses.replace(spec, margin=_margin(margin, model_dir))
         label, model_used = f"{spec.name} ({model_dir.name})", str(model_dir)
 
         def propose(modules: dict[str, str]):
@@ -1366,6 +1400,7 @@ def eval_cmd(
         int | None, typer.Option("--limit", help="Only the first N functions of each source.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random-search seed.")] = 0,
+    margin: Margin = "model",
     output: Annotated[
         Path,
         typer.Option("-o", "--output", help="Report directory (JSON, Markdown, PNG, HTML)."),
@@ -1399,7 +1434,9 @@ def eval_cmd(
         raise InputError(f"--retrieval-k: neighbours must be at least 1, got {retrieval_k!r}")
     if trials < 1:
         raise InputError(f"--trials must be at least 1, got {trials}")
+    _margin(margin, None)  # a bad --margin fails before any work
     model_dir = model if model is not None else default_model_dir()
+    predict_margin = _margin(margin, model_dir)
     lm, tok = _load_model(model_dir)
     train_paths: list[Path] = []
     if train is None:
@@ -1428,7 +1465,7 @@ def eval_cmd(
             model_name="the shipped default model" if model is None else str(model_dir),
             retrieval=retrieval, retrieval_k=ks, popular=popular, ir_functions=ir_functions,
             denylist=deny, seed=seed,
-            command=" ".join(["passlm", *sys.argv[1:]]), status=status,
+            command=" ".join(["passlm", *sys.argv[1:]]), status=status, margin=predict_margin,
         )  # fmt: skip
     table = Table(title=f"{report['test_set']['functions']:,} test functions vs -Oz")
     for col in ("method", "extra compiles", "improved", "regressed", "overall", "of autotuner"):
@@ -1650,6 +1687,78 @@ def model_export_cmd(
     path = export_model(model, output, dtype=dtype)
     size = sum(f.stat().st_size for f in path.iterdir()) / 2**20
     err_console.print(f"wrote {path} ({size:.1f} MiB, {dtype})")
+
+
+@model_app.command("calibrate")
+def model_calibrate_cmd(
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            "--data",
+            help="Functions to calibrate on (repeatable): tuned file, data set or corpus, as "
+            "eval's --test.",
+        ),
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="Model directory to calibrate (default: the shipped one)."),
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="Split to calibrate on (not one the model trained on).")
+    ] = "val",
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Only the first N functions of the split.")
+    ] = None,
+    write: Annotated[
+        bool,
+        typer.Option("--write/--dry-run", help="Store the chosen margin in the model directory."),
+    ] = True,
+    workers: Workers = None,
+    timeout: Timeout = 60.0,
+) -> None:
+    """Choose predict's margin: how sure the model must be to leave -Oz (stored in passlm.json)."""
+    from passlm.evaluate.testset import load_test_set
+    from passlm.llvm.denylist import load_denylist
+    from passlm.llvm.pool import WorkerPool
+    from passlm.model import default_model_dir
+    from passlm.optimize.calibrate import calibrate, save_margin
+
+    model_dir = model if model is not None else default_model_dir()
+    if split == "train":
+        raise InputError("--split: calibrate on functions the model was not trained on, not train")
+    lm, tok = _load_model(model_dir)
+    tc = _toolchain()
+    with WorkerPool(tc, workers=workers, timeout=timeout) as pool, _status_progress() as progress:
+        bar = progress.add_task("loading functions", total=None, status="")
+
+        def status(done: int, total: int) -> None:
+            progress.update(bar, description="greedy lists", completed=done, total=total)
+
+        # a source without functions of the split is an error there, named
+        test_set = load_test_set(data, splits=[split], toolchain=tc, compiler=pool, limit=limit)
+        result = calibrate(
+            test_set.functions, lm, tok, pool, denylist=load_denylist(), progress=status
+        )
+    table = Table(title=f"predict on {result.functions:,} {split} functions vs -Oz")
+    for col in ("margin (nats)", "improved", "regressed", "overall"):
+        table.add_column(col, justify="right")
+    u = result.ungated
+    table.add_row(
+        "greedy as is", str(u["improved"]), str(u["regressed"]), f"{100 * u['overall']:+.3f}%"
+    )
+    for r in result.rows:
+        mark = " *" if r["margin"] == result.margin else ""
+        table.add_row(
+            f"{r['margin']:g}{mark}", str(r["improved"]), str(r["regressed"]),
+            f"{100 * r['overall']:+.3f}%",
+        )  # fmt: skip
+    console.print(table)
+    chosen = "inf (always -Oz)" if result.margin == float("inf") else f"{result.margin:g}"
+    if write:
+        save_margin(model_dir, result, result.record(split, [str(d) for d in data]))
+        err_console.print(f"predict margin {chosen} nats, stored in {model_dir}/passlm.json")
+    else:
+        err_console.print(f"predict margin {chosen} nats (not stored: --dry-run)")
 
 
 class Terminated(BaseException):

@@ -215,8 +215,12 @@ def model_methods(
     denylist=None,
     compiler: Compiler | None = None,
     progress: Callable[[int, int], None] | None = None,
+    margin: float | None = None,
 ) -> list[Method]:
-    """A method per strategy (predict, oz-backup, sample-N, feedback-K, guided-N).
+    """A method per strategy (predict, oz-backup, sample-N, feedback-K, guided-N); with a
+    ``margin``, ``predict`` gives two rows: the greedy list as it is, and ``predict (margin
+    m)``, which leaves -Oz only where the model is that sure (:func:`~passlm.optimize.
+    strategies.greedy_margin`).
 
     Priority sampling gives the same first k lists whatever N is asked, so the widest N is
     sampled once per function and sample-k takes its first k; likewise guided-k is the first k
@@ -273,6 +277,12 @@ def model_methods(
             methods.append(
                 Method(s.name, MODEL, greedy, as_is=s.kind == PREDICT, seconds=greedy_seconds)
             )
+            if s.kind == PREDICT and margin is not None:
+                sure = parse_strategy(PREDICT, margin=margin)
+                start = time.perf_counter()
+                lists = propose(model, tokenizer, irs, sure, denylist=denylist)
+                seconds = time.perf_counter() - start
+                methods.append(Method(sure.name, MODEL, lists, as_is=True, seconds=seconds))
     return methods
 
 

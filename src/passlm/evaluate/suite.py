@@ -50,13 +50,15 @@ def run_suite(
     seed: int = 0,
     command: str = "",
     status: Status = _noop,
+    margin: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The report (a JSON-able dict) and its figures (PNG bytes by file name)."""
+    """The report (a JSON-able dict) and its figures (PNG bytes by file name); ``margin``:
+    ``predict``'s, for a second predict row (see :func:`~passlm.evaluate.compare.model_methods`)."""
     functions = test.functions
     status("model proposals", 0, len(functions))
     methods: list[Method] = model_methods(
         model, tokenizer, functions, strategies, denylist=denylist, compiler=compiler,
-        progress=lambda done, total: status("model proposals", done, total),
+        progress=lambda done, total: status("model proposals", done, total), margin=margin,
     )  # fmt: skip
     notes = []
     if retrieval is not None and len(retrieval):

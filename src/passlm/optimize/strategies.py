@@ -1,6 +1,9 @@
 """Inference strategies: how many pass lists the model proposes per function, and how.
 
-* ``predict``: the greedy list, used as it is: zero extra compiles, may lose to ``-Oz``.
+* ``predict``: the greedy list, used as it is: zero extra compiles, may lose to ``-Oz``. With a
+  margin (``--margin``, or the one ``passlm model calibrate`` stored with the model), the list
+  is used only where its log-probability beats that of the answer ``-Oz`` by the margin, and
+  ``-Oz`` elsewhere: the model leaves ``-Oz`` only where it is sure.
 * ``oz-backup``: the greedy list, compiled; ``-Oz`` kept where it is better (1 compile).
 * ``sample-N``: N unique lists, compiled, the best kept, ``-Oz`` always a candidate. The lists
   come from priority sampling (deterministic, unique, most probable first; the default) or
@@ -17,11 +20,12 @@ tokenizer does), so no proposal is an invalid list.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from passlm.data.format import parse_answer, render_prompt
+from passlm.data.format import PASSES_CLOSE, PASSES_OPEN, parse_answer, render_prompt
 from passlm.errors import InputError, PasslmError
 from passlm.llvm.denylist import DenyList
 from passlm.llvm.passes import PassList
@@ -42,12 +46,16 @@ class Strategy:
     sampling: str = "priority"
     temperature: float = 1.0
     seed: int = 0
+    margin: float | None = None  # for predict: nats the greedy list must beat -Oz by
 
     @property
     def name(self) -> str:
-        """``predict``, ``oz-backup``, ``sample-10``, ``sample-10 (temperature 0.8)``, ``feedback-3``."""
+        """``predict``, ``predict (margin 0.6)``, ``oz-backup``, ``sample-10``,
+        ``sample-10 (temperature 0.8, seed 0)``, ``feedback-3``."""
         if self.kind in (FEEDBACK, GUIDED):
             return f"{self.kind}-{self.n}"
+        if self.kind == PREDICT and self.margin is not None:
+            return f"predict (margin {self.margin:g})"
         if self.kind != SAMPLE:
             return self.kind
         if self.sampling == "temperature":
@@ -66,10 +74,15 @@ class Strategy:
 
 
 def parse_strategy(
-    text: str, *, sampling: str = "priority", temperature: float = 1.0, seed: int = 0
+    text: str,
+    *,
+    sampling: str = "priority",
+    temperature: float = 1.0,
+    seed: int = 0,
+    margin: float | None = None,
 ) -> Strategy:
     """``predict``, ``oz-backup``, ``sample-N``, ``feedback-K`` or ``guided-N``; a clear error
-    for the rest."""
+    for the rest. ``margin`` applies to ``predict`` only (None: the greedy list as it is)."""
     m = _SPEC.match(text.strip())
     if m is None:
         raise InputError(
@@ -80,8 +93,10 @@ def parse_strategy(
         raise InputError(f"unknown sampling {sampling!r} (expected priority or temperature)")
     if not temperature > 0:
         raise InputError(f"temperature must be positive, got {temperature}")
+    if margin is not None and math.isnan(margin):
+        raise InputError("margin must be a number of nats (inf: never leave -Oz), got nan")
     if m.group(2) is None:
-        return Strategy(m.group(1))
+        return Strategy(m.group(1), margin=margin if m.group(1) == PREDICT else None)
     n = int(m.group(3))
     if m.group(2) == FEEDBACK:
         if not 1 <= n <= 10:
@@ -114,6 +129,26 @@ def _allowed(lists: list[PassList], denylist: DenyList | None, n: int) -> list[P
 def _beside_oz(lists: list[PassList], denylist: DenyList | None, n: int) -> list[PassList]:
     """The first ``n`` allowed lists other than -Oz, which every strategy compiles anyway."""
     return _allowed([p for p in lists if p.passes != OZ.passes], denylist, n)
+
+
+class _Candidates:
+    """A priority sample's filter for ``sample-N``: a new list, not -Oz (compiled anyway, so it
+    takes none of the N places), that the deny list allows; the lists it kept, in order."""
+
+    def __init__(self, denylist: DenyList | None) -> None:
+        self.denylist = denylist
+        self.lists: list[PassList] = []
+        self.seen: set[tuple[str, ...]] = set()
+
+    def __call__(self, sample) -> bool:
+        passes = parse_answer(sample.text).passes
+        if passes is None or passes.passes == OZ.passes or passes.passes in self.seen:
+            return False
+        if self.denylist is not None and not self.denylist.allows(passes):
+            return False
+        self.seen.add(passes.passes)
+        self.lists.append(passes)
+        return True
 
 
 @functools.lru_cache(maxsize=2)
@@ -163,9 +198,10 @@ def propose(
 ) -> list[list[PassList]]:
     """Candidate lists per function, best first (``[]``: too long for the model, -Oz used).
 
-    Passes the deny list bans outright are never decoded; for ``sample-N`` a few extra samples
-    stand in for lists it denies and for -Oz (compiled anyway, so it does not take one of the
-    N places), so N lists besides -Oz are compiled where the model has them.
+    Passes the deny list bans outright are never decoded; for ``sample-N`` (priority) sampling
+    goes on past lists it denies and past -Oz (compiled anyway, so it does not take one of the
+    N places) until N lists besides -Oz are found (or 32 samples were passed over), so the
+    first k lists of ``sample-N`` are exactly ``sample-k``'s.
     ``feedback-K`` and ``guided-N`` compile while they propose: they need ``compiler``
     (``guided-N`` does not use the model).
     """
@@ -176,6 +212,11 @@ def propose(
 
     constraint = constraint_for(tokenizer, denylist)
     prompts = [render_prompt(ir) for ir in irs]
+    if strategy.kind == PREDICT and strategy.margin is not None:
+        return [
+            sure_or_oz(*greedy_margin(model, tokenizer, ir, constraint=constraint), strategy.margin)
+            for ir in irs
+        ]
     if strategy.kind in (PREDICT, OZ_BACKUP):
         greedy = generate(
             model, tokenizer, prompts, until=PASSES, batch_size=batch_size, constraint=constraint
@@ -192,20 +233,12 @@ def propose(
         )  # fmt: skip
         return [_allowed(t.lists, denylist, len(t.lists)) for t in talks]
     if strategy.sampling == "priority":
-        extra = strategy.n + 1 + max(2, strategy.n // 4)
-        return [
-            _beside_oz(
-                unique_lists(
-                    [
-                        parse_answer(s.text).passes
-                        for s in priority_sample(model, tokenizer, p, extra, constraint=constraint)
-                    ]
-                ),
-                denylist,
-                strategy.n,
-            )
-            for p in prompts
-        ]
+        out = []
+        for p in prompts:
+            kept = _Candidates(denylist)
+            priority_sample(model, tokenizer, p, strategy.n, constraint=constraint, keep=kept)
+            out.append(kept.lists)
+        return out
     repeated = [p for p in prompts for _ in range(strategy.n)]
     drawn = generate(
         model,
@@ -224,3 +257,39 @@ def propose(
         lists = unique_lists([parse_answer(g.text).passes for g in mine if g is not None])
         out.append(_beside_oz(lists, denylist, strategy.n))
     return out
+
+
+# The answer whose probability the greedy list must beat to be used by a predict with a margin.
+_OZ_ANSWER = f"{PASSES_OPEN}{OZ}{PASSES_CLOSE}"
+
+
+def greedy_margin(
+    model, tokenizer, ir: str, *, constraint=None
+) -> tuple[list[PassList], float | None]:
+    """``predict``'s list for one function (``[]``: too long for the model) and how many nats
+    its log-probability beats that of the answer ``-Oz`` by (None where the list is -Oz or
+    none could be read). One function at a time, so -Oz is scored while the prompt is still in
+    the fast path's cache (a token or two to run)."""
+    from passlm.model.constrained import answer_logprobs
+    from passlm.model.generate import PASSES, generate
+
+    prompt = render_prompt(ir)
+    (g,) = generate(model, tokenizer, [prompt], until=PASSES, constraint=constraint)
+    if g is None:
+        return [], None
+    passes = parse_answer(g.text).passes
+    if passes is None or passes.passes == OZ.passes:
+        return unique_lists([passes]), None
+    wanted = [_OZ_ANSWER] if g.logprob is not None else [g.text, _OZ_ANSWER]
+    scored = answer_logprobs(model, tokenizer, prompt, wanted, constraint=constraint)
+    if scored is None:  # cannot happen: generate answered, so the prompt fits
+        return [passes], None
+    logprob = g.logprob if g.logprob is not None else scored[0]
+    return [passes], logprob - scored[-1]
+
+
+def sure_or_oz(lists: list[PassList], margin: float | None, needed: float) -> list[PassList]:
+    """``predict``'s list where its margin over -Oz reaches ``needed``, else -Oz."""
+    if margin is None or margin >= needed:
+        return lists
+    return [OZ]
