@@ -214,8 +214,8 @@ class FastLlama:
                 self.values = torch.zeros(shape)
             # a sequence the cache already holds (scoring an answer right after decoding it)
             # is not run again, only the tokens that give logits; a partial match (another
-            # function's prompt, sharing its first lines) is, so that a prompt's numbers never
-            # depend on what was decoded before it
+            # function's prompt, sharing its first lines) is, so that a prompt's numbers do not
+            # depend on the other prompts decoded before it
             keep = len(ids) - len(rows)
             self.length = keep if keep > 0 and _shared(self.ids[: self.length], ids) >= keep else 0
             ids = ids[self.length :]
