@@ -1434,9 +1434,8 @@ def eval_cmd(
         raise InputError(f"--retrieval-k: neighbours must be at least 1, got {retrieval_k!r}")
     if trials < 1:
         raise InputError(f"--trials must be at least 1, got {trials}")
-    _margin(margin, None)  # a bad --margin fails before any work
     model_dir = model if model is not None else default_model_dir()
-    predict_margin = _margin(margin, model_dir)
+    predict_margin = _margin(margin, model_dir)  # a bad --margin fails before any work
     lm, tok = _load_model(model_dir)
     train_paths: list[Path] = []
     if train is None:

@@ -231,18 +231,27 @@ def model_methods(
         GUIDED,
         PREDICT,
         SAMPLE,
+        greedy_margins,
         parse_strategy,
         propose,
+        sure_or_oz,
     )
 
     specs = [parse_strategy(s) for s in strategies]
     irs = [f.ir for f in functions]
     methods: list[Method] = []
     greedy: list[list[PassList]] | None = None
+    sure: list[list[PassList]] | None = None  # predict with the margin
     greedy_seconds = 0.0
     if any(s.kind in (PREDICT, "oz-backup") for s in specs):
         start = time.perf_counter()
-        greedy = propose(model, tokenizer, irs, parse_strategy(PREDICT), denylist=denylist)
+        if margin is not None and any(s.kind == PREDICT for s in specs):
+            # one decoding gives both: the greedy lists and where the margin keeps them
+            scored = greedy_margins(model, tokenizer, irs, denylist=denylist)
+            greedy = [lists for lists, _ in scored]
+            sure = [sure_or_oz(lists, m, margin) for lists, m in scored]
+        else:
+            greedy = propose(model, tokenizer, irs, parse_strategy(PREDICT), denylist=denylist)
         greedy_seconds = time.perf_counter() - start
     runs: dict[str, tuple[int, list[list[PassList]], float]] = {}  # kind: widest N, lists, s
     for kind in (SAMPLE, GUIDED):
@@ -277,12 +286,9 @@ def model_methods(
             methods.append(
                 Method(s.name, MODEL, greedy, as_is=s.kind == PREDICT, seconds=greedy_seconds)
             )
-            if s.kind == PREDICT and margin is not None:
-                sure = parse_strategy(PREDICT, margin=margin)
-                start = time.perf_counter()
-                lists = propose(model, tokenizer, irs, sure, denylist=denylist)
-                seconds = time.perf_counter() - start
-                methods.append(Method(sure.name, MODEL, lists, as_is=True, seconds=seconds))
+            if s.kind == PREDICT and sure is not None:
+                name = parse_strategy(PREDICT, margin=margin).name
+                methods.append(Method(name, MODEL, sure, as_is=True, seconds=greedy_seconds))
     return methods
 
 

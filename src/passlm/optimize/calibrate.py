@@ -29,7 +29,6 @@ from passlm.evaluate.compare import MODEL, Method, run_methods
 from passlm.evaluate.metrics import improvement
 from passlm.evaluate.testset import TestFunction
 from passlm.llvm.backend import Compiler
-from passlm.llvm.passes import PassList
 
 MARGINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, math.inf)
 META_KEY = "predict_margin"
@@ -78,16 +77,12 @@ def calibrate(
     progress: Callable[[int, int], None] | None = None,
 ) -> Calibration:
     """Score ``predict`` at every margin of ``margins`` on ``functions``; the chosen margin."""
-    from passlm.optimize.strategies import constraint_for, greedy_margin, sure_or_oz
+    from passlm.optimize.strategies import greedy_margins, sure_or_oz
 
     if not functions:
         raise ValueError("no functions to calibrate on")
-    constraint = constraint_for(tokenizer, denylist)
-    greedy: list[tuple[list[PassList], float | None]] = []
-    for i, f in enumerate(functions):
-        greedy.append(greedy_margin(model, tokenizer, f.ir, constraint=constraint))
-        if progress is not None:
-            progress(i + 1, len(functions))
+    irs = [f.ir for f in functions]
+    greedy = greedy_margins(model, tokenizer, irs, denylist=denylist, progress=progress)
     methods = [Method("greedy", MODEL, [lists for lists, _ in greedy], as_is=True)]
     methods += [
         Method(f"margin {m:g}", MODEL, [sure_or_oz(ls, g, m) for ls, g in greedy], as_is=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from passlm.data.format import PASSES_CLOSE, PASSES_OPEN, parse_answer, render_prompt
@@ -210,13 +210,13 @@ def propose(
     from passlm.model.constrained import priority_sample
     from passlm.model.generate import PASSES, generate
 
-    constraint = constraint_for(tokenizer, denylist)
-    prompts = [render_prompt(ir) for ir in irs]
     if strategy.kind == PREDICT and strategy.margin is not None:
         return [
-            sure_or_oz(*greedy_margin(model, tokenizer, ir, constraint=constraint), strategy.margin)
-            for ir in irs
+            sure_or_oz(lists, margin, strategy.margin)
+            for lists, margin in greedy_margins(model, tokenizer, irs, denylist=denylist)
         ]
+    constraint = constraint_for(tokenizer, denylist)
+    prompts = [render_prompt(ir) for ir in irs]
     if strategy.kind in (PREDICT, OZ_BACKUP):
         greedy = generate(
             model, tokenizer, prompts, until=PASSES, batch_size=batch_size, constraint=constraint
@@ -286,6 +286,26 @@ def greedy_margin(
         return [passes], None
     logprob = g.logprob if g.logprob is not None else scored[0]
     return [passes], logprob - scored[-1]
+
+
+def greedy_margins(
+    model,
+    tokenizer,
+    irs: Sequence[str],
+    *,
+    denylist: DenyList | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[tuple[list[PassList], float | None]]:
+    """:func:`greedy_margin` for every function, decoded as ``predict`` decodes (the deny
+    list's passes never proposed): the greedy lists (``predict``'s, as they are) and the margins
+    that decide where a margin keeps them."""
+    constraint = constraint_for(tokenizer, denylist)
+    out = []
+    for i, ir in enumerate(irs):
+        out.append(greedy_margin(model, tokenizer, ir, constraint=constraint))
+        if progress is not None:
+            progress(i + 1, len(irs))
+    return out
 
 
 def sure_or_oz(lists: list[PassList], margin: float | None, needed: float) -> list[PassList]:
