@@ -7,8 +7,14 @@ once, then random search with exactly its compiles per function is drawn with ``
 seeds; per strategy: its improvement over ``-Oz``, random search's mean, median and range over
 the seeds, and on how many seeds the strategy is ahead.
 
+With a margin (``--margin``; by default the one ``passlm model calibrate`` stored with the
+model), ``oz-backup`` gets a second row: its compiles only where ``predict``'s margin keeps
+the greedy list. It separates the lists the model is sure of from the rest; ``passlm optimize
+--strategy oz-backup`` compiles the greedy list wherever it is not ``-Oz``, the first row.
+
     .venv/bin/python benchmarks/random_seeds.py [--tuned data/tuned.parquet] [--split test]
-        [--strategies oz-backup,sample-1] [--seeds 20] [--model DIR] [-o reports/....json]
+        [--strategies oz-backup,sample-1] [--seeds 20] [--model DIR] [--margin model|NATS|off]
+        [-o reports/....json]
 """
 
 from __future__ import annotations
@@ -23,13 +29,15 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from passlm.evaluate.compare import model_methods, random_matched, run_methods
+from passlm.evaluate.compare import Method, model_methods, random_matched, run_methods
 from passlm.evaluate.metrics import improvement
 from passlm.evaluate.testset import load_test_set
 from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
 from passlm.llvm.toolchain import default_toolchain
 from passlm.model import default_model_dir, load
+from passlm.optimize.calibrate import model_margin
+from passlm.optimize.strategies import OZ_BACKUP, PREDICT
 
 console = Console(width=120)
 
@@ -41,6 +49,7 @@ def main() -> None:
     parser.add_argument("--strategies", default="oz-backup,sample-1")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--margin", default="model", help="model (stored), off, or nats")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("-o", "--output", type=Path, default=None)
@@ -54,7 +63,21 @@ def main() -> None:
         fns = load_test_set(
             [args.tuned], splits=[args.split], toolchain=tc, compiler=pool, limit=args.limit
         ).functions
-        methods = model_methods(model, tok, fns, names, denylist=load_denylist(), compiler=pool)
+        margin = (
+            model_margin(model_dir) if args.margin == "model"
+            else None if args.margin == "off" else float(args.margin)
+        )  # fmt: skip
+        gated = margin is not None and OZ_BACKUP in names
+        asked = [*names, PREDICT] if gated and PREDICT not in names else names
+        methods = model_methods(
+            model, tok, fns, asked, denylist=load_denylist(), compiler=pool, margin=margin
+        )
+        if gated:  # predict (margin m)'s lists, compiled and checked against -Oz
+            sure = next(m for m in methods if m.name == f"predict (margin {margin:g})")
+            at = next(i for i, m in enumerate(methods) if m.name == OZ_BACKUP) + 1
+            methods.insert(
+                at, Method(f"oz-backup (margin {margin:g})", sure.group, sure.candidates)
+            )
         results, _ = run_methods(fns, methods, pool)
         oz = [f.oz_count for f in fns]
         rows = []
@@ -88,7 +111,10 @@ def main() -> None:
         )  # fmt: skip
     console.print(table)
     if args.output:
-        report = {"split": args.split, "functions": len(fns), "model": str(model_dir), "rows": rows}
+        report = {
+            "split": args.split, "functions": len(fns), "model": str(model_dir),
+            "margin": margin, "rows": rows,
+        }  # fmt: skip
         args.output.write_text(json.dumps(report, indent=1) + "\n")
         console.print(f"wrote {args.output}")
 
