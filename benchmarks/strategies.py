@@ -16,7 +16,8 @@ training split, each list picked after compiling the ones before (:mod:`passlm.s
 
 ``--feedback-model DIR --feedback 1,3`` adds ``feedback-K`` rows of a model fine-tuned on the
 feedback task (``passlm dataset feedback``, ``passlm train --init``), each with its own random
-search, so the loop is compared with plain sampling of ``--model`` at equal compiles.
+search and popular lists, and with plain sampling of ``--model`` at equal compiles: its first
+samples (those of the widest ``--samples``), as many per function as the loop compiled there.
 
     .venv/bin/python benchmarks/strategies.py [--tuned data/tuned.parquet] [--split heldout]
         [--model DIR] [--margin model|NATS] [--samples 3,10,30] [--guided 1,3,10,30]
@@ -95,7 +96,14 @@ def main() -> None:
             ]
         training = read_training(args.tuned)  # the tuned file's training split
         popular = PopularLists(training.lists, deny.allows)
-        ordered, costs = with_matched_baselines(fns, methods, pool, seed=args.seed, popular=popular)
+        # feedback-K against --model's own samples: its widest sample-N run, whose first k
+        # lists per function are sample-k's
+        widest = max((m for m in methods if m.name.startswith("sample-")), default=None,
+                     key=lambda m: max(map(len, m.candidates), default=0))  # fmt: skip
+        ordered, costs = with_matched_baselines(
+            fns, methods, pool, seed=args.seed, popular=popular,
+            samples=widest.candidates if widest is not None else None,
+        )  # fmt: skip
 
     oz = [f.oz_count for f in fns]
     reference = ordered[-1].row(oz, 0.0)["overall"]  # the autotuner

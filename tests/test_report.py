@@ -133,6 +133,41 @@ def test_popular_lists_rank_by_wins_and_match_a_methods_compiles(sample_function
     assert pop.counts == [min(oz[0], o1[0], o2), min(oz[1], o1[1])]
 
 
+def test_feedback_rows_are_matched_with_plain_sampling_at_their_compiles(
+    sample_functions, toolchain
+):
+    from passlm.evaluate.compare import sampling_matched, with_matched_baselines
+
+    names = ["clamp", "sum_array"]
+    irs = [sample_functions[n] for n in names]
+    with InProcessCompiler(toolchain) as c:
+        oz = [c.run(ir, OZ).count for ir in irs]
+        fns = [
+            TestFunction(str(i), n, "s", ir, 99, b, b, OZ, None)
+            for i, (n, ir, b) in enumerate(zip(names, irs, oz, strict=True))
+        ]
+        # the loop compiled one list on the first function, none on the second
+        loop = [[parse_pass_list("-O1")], []]
+        # the model's samples, most probable first; -Oz among them is compiled anyway
+        samples = [[parse_pass_list(OZ), parse_pass_list("-mem2reg"), parse_pass_list("-O2")],
+                   [parse_pass_list("-O1")]]  # fmt: skip
+        ordered, _ = with_matched_baselines(
+            fns,
+            [Method("feedback-1", "model", loop), Method("sample-3", "model", samples)],
+            c,
+            samples=samples,
+        )
+        m2r = c.run(irs[0], "-mem2reg").count
+    assert [r.name for r in ordered] == [
+        "feedback-1", "random search (feedback-1 budget)", "sampling (feedback-1 budget)",
+        "sample-3", "random search (sample-3 budget)", "autotuner",
+    ]  # fmt: skip
+    plain = ordered[2]
+    assert plain.compiles == [1, 0] and plain.counts == [min(oz[0], m2r), oz[1]]
+    with pytest.raises(ValueError, match="1 sample lists for 2 functions"):
+        sampling_matched(fns, ordered[0], samples[:1])
+
+
 def test_ir_features_and_retrieval(sample_functions):
     ir = (
         "define i32 @f(i32 %0, i32 %1) {\n%3 = add i32 %0, %1\n%4 = icmp sgt i32 %3, 0\n"

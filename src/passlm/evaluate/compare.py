@@ -156,6 +156,25 @@ def popular_matched(
     )
 
 
+def sampling_matched(
+    functions: Sequence[TestFunction], like: MethodResult, samples: Sequence[Sequence[PassList]]
+) -> Method:
+    """A model's own samples per function (most probable first; ``-Oz``, compiled anyway, left
+    out), as many per function as ``like`` compiled there: plain sampling at ``like``'s
+    compiles, function by function (fewer where a function has fewer samples)."""
+    assert like.compiles is not None
+    if len(samples) != len(functions):
+        raise ValueError(f"{len(samples)} sample lists for {len(functions)} functions")
+    return Method(
+        f"sampling ({like.name} budget)",
+        MODEL,
+        [
+            [p for p in lists if p.passes != OZ.passes][:n]
+            for lists, n in zip(samples, like.compiles, strict=True)
+        ],
+    )
+
+
 def with_matched_baselines(
     functions: Sequence[TestFunction],
     methods: Sequence[Method],
@@ -163,16 +182,24 @@ def with_matched_baselines(
     *,
     seed: int = 0,
     popular: PopularLists | None = None,
+    samples: Sequence[Sequence[PassList]] | None = None,
 ) -> tuple[list[MethodResult], dict[str, Any]]:
     """Every method, then random search (and, given ``popular``, the most popular training
-    lists) with exactly the compiles of each method that picks the best of its lists; ordered
-    baselines, model strategies (each followed by its matched baselines), the autotuner last;
-    and the compile costs of both runs."""
+    lists) with exactly the compiles of each method that picks the best of its lists, and,
+    given a model's ``samples``, each ``feedback-K`` row against that model's plain sampling at
+    its compiles; ordered baselines, model strategies (each followed by its matched baselines),
+    the autotuner last; and the compile costs of both runs."""
     results, costs = run_methods(functions, methods, compiler)
     best_of = [r for r in results if r.compiles is not None and not r.as_is]
     matched = [random_matched(functions, r, seed=seed) for r in best_of]
     if popular is not None and len(popular):
         matched += [popular_matched(functions, r, popular) for r in best_of if r.group == MODEL]
+    if samples is not None:
+        matched += [
+            sampling_matched(functions, r, samples)
+            for r in best_of
+            if r.group == MODEL and r.name.startswith("feedback-")
+        ]
     randoms, random_costs = run_methods(functions, matched, compiler)
     ordered = _ordered([*results[:-1], *randoms[:-1], results[-1]])
     return ordered, {
@@ -182,9 +209,9 @@ def with_matched_baselines(
 
 
 def _ordered(results: list[MethodResult]) -> list[MethodResult]:
-    """Baselines, then the model's strategies, each followed by random search and the popular
-    lists at its budget; the autotuner last."""
-    prefixes = ("random search", "popular lists")
+    """Baselines, then the model's strategies, each followed by random search, the popular
+    lists and plain sampling at its budget; the autotuner last."""
+    prefixes = ("random search", "popular lists", "sampling")
     matches = {r.name: r for r in results if r.name.startswith(prefixes)}
     matched = set(matches)
     out = []
