@@ -36,7 +36,7 @@ from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
 from passlm.llvm.toolchain import default_toolchain
 from passlm.model import default_model_dir, load
-from passlm.optimize.calibrate import model_margin
+from passlm.optimize.calibrate import parse_margin
 from passlm.optimize.strategies import OZ_BACKUP, PREDICT
 
 console = Console(width=120)
@@ -63,10 +63,7 @@ def main() -> None:
         fns = load_test_set(
             [args.tuned], splits=[args.split], toolchain=tc, compiler=pool, limit=args.limit
         ).functions
-        margin = (
-            model_margin(model_dir) if args.margin == "model"
-            else None if args.margin == "off" else float(args.margin)
-        )  # fmt: skip
+        margin = parse_margin(args.margin, model_dir)
         gated = margin is not None and OZ_BACKUP in names
         asked = [*names, PREDICT] if gated and PREDICT not in names else names
         methods = model_methods(

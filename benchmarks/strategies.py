@@ -43,7 +43,7 @@ from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
 from passlm.llvm.toolchain import default_toolchain
 from passlm.model import default_model_dir, load
-from passlm.optimize.calibrate import model_margin
+from passlm.optimize.calibrate import parse_margin
 
 console = Console(width=120)
 
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
-        "--margin", default="model", help="predict's margin: nats, or model (the stored one)"
+        "--margin", default="model", help="predict's margin: nats, off, or model (the stored one)"
     )
     parser.add_argument("-o", "--output", type=Path, default=None)
     args = parser.parse_args()
@@ -73,7 +73,7 @@ def main() -> None:
     tc = default_toolchain()
     model_dir = args.model or default_model_dir()
     model, tok = load(model_dir)
-    margin = model_margin(model_dir) if args.margin == "model" else float(args.margin)
+    margin = parse_margin(args.margin, model_dir)
     with WorkerPool(tc, workers=args.workers) as pool:
         test = load_test_set(
             [args.tuned], splits=[args.split], toolchain=tc, compiler=pool, limit=args.limit

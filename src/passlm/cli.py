@@ -47,24 +47,6 @@ Margin = Annotated[
 ]
 
 
-def _margin(text: str, model_dir: Path | None) -> float | None:
-    """``--margin``: a number, ``inf``, ``off`` (None), or ``model`` (what the model stored)."""
-    from passlm.optimize.calibrate import model_margin
-
-    text = text.strip().lower()
-    if text == "off":
-        return None
-    if text == "model":
-        return model_margin(model_dir) if model_dir is not None else None
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"--margin: expected a number, inf, off or model, not {text!r}") from None
-    if value != value or value < 0:
-        raise InputError(f"--margin: must be at least 0 nats, got {text!r}")
-    return value
-
-
 def _toolchain():
     from passlm.llvm.toolchain import default_toolchain
 
@@ -293,13 +275,14 @@ def optimize_cmd(
     from passlm.llvm.emit import emit as emit_as
     from passlm.llvm.ir import defined_functions, load_ir, split_functions
     from passlm.llvm.pool import WorkerPool
+    from passlm.optimize.calibrate import parse_margin
     from passlm.optimize.checked import verify_optimized
     from passlm.optimize.pipeline import optimize_ir
     from passlm.optimize.strategies import parse_strategy
 
     deny = load_denylist(denylist)
     spec = parse_strategy(strategy, sampling=sampling, temperature=temperature, seed=seed)
-    given_margin = _margin(margin, None)  # a bad --margin fails before any work
+    given_margin = parse_margin(margin, None)  # a bad --margin fails before any work
     if given_margin is not None and endpoint is not None and spec.kind == "predict":
         raise InputError("--margin: an endpoint gives no log-probabilities; use --margin off")
     if emit is None:
@@ -343,7 +326,7 @@ def optimize_cmd(
         model_dir = model if model is not None else default_model_dir()
         lm, tok = _load_model(model_dir)
         if spec.kind == "predict":
-            spec = dataclasses.replace(spec, margin=_margin(margin, model_dir))
+            spec = dataclasses.replace(spec, margin=parse_margin(margin, model_dir))
         label, model_used = f"{spec.name} ({model_dir.name})", str(model_dir)
 
         def propose(modules: dict[str, str]):
@@ -1421,6 +1404,7 @@ def eval_cmd(
     from passlm.llvm.denylist import load_denylist
     from passlm.llvm.pool import WorkerPool
     from passlm.model import default_model_dir
+    from passlm.optimize.calibrate import parse_margin
     from passlm.optimize.strategies import parse_strategy
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
@@ -1435,7 +1419,7 @@ def eval_cmd(
     if trials < 1:
         raise InputError(f"--trials must be at least 1, got {trials}")
     model_dir = model if model is not None else default_model_dir()
-    predict_margin = _margin(margin, model_dir)  # a bad --margin fails before any work
+    predict_margin = parse_margin(margin, model_dir)  # a bad --margin fails before any work
     lm, tok = _load_model(model_dir)
     train_paths: list[Path] = []
     if train is None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from passlm.errors import InputError
 from passlm.evaluate.compare import MODEL, Method, run_methods
 from passlm.evaluate.metrics import improvement
 from passlm.evaluate.testset import TestFunction
@@ -111,6 +112,24 @@ def model_margin(model_dir: str | Path) -> float | None:
     if value == "inf":
         return math.inf
     return float(value) if isinstance(value, int | float) else None
+
+
+def parse_margin(text: str, model_dir: str | Path | None) -> float | None:
+    """A margin as ``--margin`` gives it: a number of nats, ``inf``, ``off`` (None), or
+    ``model``, the one stored with the model in ``model_dir`` (None: none given or stored); a
+    clear error for anything else."""
+    text = text.strip().lower()
+    if text == "off":
+        return None
+    if text == "model":
+        return model_margin(model_dir) if model_dir is not None else None
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"--margin: expected a number, inf, off or model, not {text!r}") from None
+    if value != value or value < 0:
+        raise InputError(f"--margin: must be at least 0 nats, got {text!r}")
+    return value
 
 
 def save_margin(model_dir: str | Path, calibration: Calibration, record: dict[str, Any]) -> None:

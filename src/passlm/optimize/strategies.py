@@ -142,9 +142,9 @@ class _Candidates:
 
     def __call__(self, sample) -> bool:
         passes = parse_answer(sample.text).passes
-        if passes is None or passes.passes == OZ.passes or passes.passes in self.seen:
+        if passes is None or passes.passes in self.seen:
             return False
-        if self.denylist is not None and not self.denylist.allows(passes):
+        if not _beside_oz([passes], self.denylist, 1):
             return False
         self.seen.add(passes.passes)
         self.lists.append(passes)
