@@ -100,6 +100,17 @@ def test_run_methods_compiles_each_list_once_and_never_loses_to_oz(sample_functi
         run_methods(fns, [Method("short", "model", lists[:2])], None)  # type: ignore[arg-type]
 
 
+def _at_oz(sample_functions, names, compiler):
+    """The named functions' IR, their -Oz counts, and test functions whose best is -Oz."""
+    irs = [sample_functions[n] for n in names]
+    oz = [compiler.run(ir, OZ).count for ir in irs]
+    fns = [
+        TestFunction(str(i), n, "s", ir, 99, b, b, OZ, None)
+        for i, (n, ir, b) in enumerate(zip(names, irs, oz, strict=True))
+    ]
+    return irs, oz, fns
+
+
 def test_popular_lists_rank_by_wins_and_match_a_methods_compiles(sample_functions, toolchain):
     from passlm.evaluate.baselines import PopularLists
     from passlm.evaluate.compare import with_matched_baselines
@@ -110,14 +121,8 @@ def test_popular_lists_rank_by_wins_and_match_a_methods_compiles(sample_function
     # -Oz is compiled anyway and gvn-sink is deny-listed; ties (2 wins each) by name
     assert [str(p) for p in popular.propose(5)] == ["-O1", "-O2", "-gvn -dse"]
     assert popular.wins["-O1"] == 3 and len(PopularLists(wins)) == 4
-    names = ["clamp", "sum_array"]
-    irs = [sample_functions[n] for n in names]
     with InProcessCompiler(toolchain) as c:
-        oz = [c.run(ir, OZ).count for ir in irs]
-        fns = [
-            TestFunction(str(i), n, "s", ir, 99, b, b, OZ, None)
-            for i, (n, ir, b) in enumerate(zip(names, irs, oz, strict=True))
-        ]
+        irs, oz, fns = _at_oz(sample_functions, ["clamp", "sum_array"], c)
         two = [[parse_pass_list("-mem2reg"), parse_pass_list("-sroa")], [parse_pass_list("-O1")]]
         ordered, _ = with_matched_baselines(
             fns, [Method("sample-2", "model", two)], c, popular=popular
@@ -138,14 +143,8 @@ def test_feedback_rows_are_matched_with_plain_sampling_at_their_compiles(
 ):
     from passlm.evaluate.compare import sampling_matched, with_matched_baselines
 
-    names = ["clamp", "sum_array"]
-    irs = [sample_functions[n] for n in names]
     with InProcessCompiler(toolchain) as c:
-        oz = [c.run(ir, OZ).count for ir in irs]
-        fns = [
-            TestFunction(str(i), n, "s", ir, 99, b, b, OZ, None)
-            for i, (n, ir, b) in enumerate(zip(names, irs, oz, strict=True))
-        ]
+        irs, oz, fns = _at_oz(sample_functions, ["clamp", "sum_array"], c)
         # the loop compiled one list on the first function, none on the second
         loop = [[parse_pass_list("-O1")], []]
         # the model's samples, most probable first; -Oz among them is compiled anyway
