@@ -33,6 +33,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from passlm.data.format import PASSES_CLOSE, PASSES_OPEN, render_prompt
 from passlm.evaluate.baselines import PopularLists
 from passlm.files import atomic_write
 from passlm.llvm.denylist import load_denylist
@@ -113,6 +114,29 @@ def train_ranker(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.nn.Module
     return net.eval()
 
 
+def model_orders(model_dir: Path, rows: list[dict], lists: list[str], deny) -> list[list[int]]:
+    """Per function, the indices of ``lists`` (-Oz, index 0, left out) by decreasing
+    log-probability under the model; a prompt too long for the model keeps the popular order."""
+    from passlm.model.checkpoint import load
+    from passlm.model.constrained import answer_logprobs
+    from passlm.optimize.strategies import constraint_for
+
+    model, tok = load(model_dir)
+    constraint = constraint_for(tok, deny)
+    answers = [f"{PASSES_OPEN}{p}{PASSES_CLOSE}" for p in lists[1:]]
+    natural = list(range(1, len(lists)))
+    orders, start = [], time.perf_counter()
+    for n, r in enumerate(rows, 1):
+        lp = answer_logprobs(model, tok, render_prompt(r["ir"]), answers, constraint=constraint)
+        # sorted() is stable: equal log-probabilities keep the popular order
+        orders.append(natural if lp is None else sorted(natural, key=lambda j: -lp[j - 1]))
+        if n % 500 == 0 or n == len(rows):
+            console.print(
+                f"  model: {n}/{len(rows)} functions, {time.perf_counter() - start:.0f} s"
+            )
+    return orders
+
+
 def fraction_of_gain(rows, counts, orders, ks=KS) -> dict[int, float]:
     """Per k: the autotuner's gain over -Oz recovered by the best of -Oz and the first k lists."""
     oz = sum(c[0] for c in counts)
@@ -154,6 +178,7 @@ def main() -> None:
     parser.add_argument("--splits", default="val,test,heldout")
     parser.add_argument("--seeds", default="0,1,2,3,4", help="one ranker per seed")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--model", type=Path, default=None, help="also rank by this model")
     parser.add_argument("-o", "--output", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -188,6 +213,8 @@ def main() -> None:
     for k in KS:
         table.add_column(f"k={k}", justify="right")
     report: dict = {"lists": lists, "seeds": seeds, "splits": {}}
+    if args.model is not None:
+        report["model"] = str(args.model)
     probs_of: dict[str, list[torch.Tensor]] = {}  # per split, one per seed
     for split in args.splits.split(","):
         idx = by_split.get(split, [])
@@ -223,12 +250,21 @@ def main() -> None:
                 for k in KS
             ),
         )  # fmt: skip
+        if args.model is not None:
+            model_frac = fraction_of_gain(
+                sub_rows, sub_counts, model_orders(args.model, sub_rows, lists, deny)
+            )
+            table.add_row(
+                "", "model log-probability", *(f"{100 * model_frac[k]:.1f}%" for k in KS)
+            )  # fmt: skip
         report["splits"][split] = {
             "functions": len(idx),
             "autotuner": (oz - best) / oz,
             "popular": popular_frac,
             "ranker": ranker_fracs,
         }
+        if args.model is not None:
+            report["splits"][split]["model"] = model_frac
     console.print(table)
     if "val" in probs_of:
         report["zero_compile"] = zero_compile_rows(rows, counts, by_split, probs_of, len(nets))
@@ -272,4 +308,6 @@ def zero_compile_rows(rows, counts, by_split, probs_of, seeds: int) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from passlm.cli import report_errors
+
+    report_errors(main)

@@ -59,11 +59,11 @@ def main() -> None:
     tc = default_toolchain()
     model_dir = args.model or default_model_dir()
     model, tok = load(model_dir)
+    margin = parse_margin(args.margin, model_dir)
     with WorkerPool(tc, workers=args.workers) as pool:
         fns = load_test_set(
             [args.tuned], splits=[args.split], toolchain=tc, compiler=pool, limit=args.limit
         ).functions
-        margin = parse_margin(args.margin, model_dir)
         gated = margin is not None and OZ_BACKUP in names
         asked = [*names, PREDICT] if gated and PREDICT not in names else names
         methods = model_methods(
@@ -117,4 +117,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from passlm.cli import report_errors
+
+    report_errors(main)

@@ -124,4 +124,6 @@ def _time_variant(args, pairs, tok, preset, variant: str) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    from passlm.cli import report_errors
+
+    report_errors(main)

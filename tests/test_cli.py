@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from passlm.llvm import ir as irmod
@@ -9,6 +14,7 @@ from passlm.llvm import ir as irmod
 from .conftest import FIXTURES, run_passlm
 
 SAMPLE = FIXTURES / "sample.c"
+ROOT = Path(__file__).parent.parent
 
 
 def test_ir_and_normalize(tmp_path):
@@ -103,3 +109,24 @@ def test_output_is_not_left_partial_on_error(tmp_path):
     res = run_passlm("run", str(FIXTURES / "broken.c"), "-p", "-Oz", "-o", str(out))
     assert res.returncode == 2
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("strategies.py", ["--model", "NO_MODEL"], "NO_MODEL: no such model directory"),
+        ("strategies.py", ["--margin", "banana"], "--margin: expected a number"),
+        ("random_seeds.py", ["--margin", "-1"], "--margin: must be at least 0 nats"),
+    ],
+)
+def test_benchmark_scripts_report_bad_input_in_one_line(tmp_path, script, args, message):
+    """The benchmarks run their main through the CLI's error reporting: no traceback."""
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    assert message in lines[0]

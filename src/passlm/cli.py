@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -1752,14 +1753,16 @@ def _terminate(signum, frame) -> None:
     raise Terminated()
 
 
-def main() -> None:
-    """Entry point: user errors become one line on stderr and exit status 2."""
+def report_errors(entry: Callable[[], object]) -> None:
+    """Run ``entry`` (the CLI, or a benchmark's ``main``): user errors become one line on
+    stderr and exit status 2, Ctrl-C and SIGTERM a line saying the work resumes, file-system
+    and result-store failures one line and status 1, never a traceback."""
     import signal
     import sqlite3
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        app()
+        entry()
     except PasslmError as exc:
         err_console.print(
             f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
@@ -1780,6 +1783,11 @@ def main() -> None:
             f"[bold red]error:[/] {kind}: {escape(what)}", highlight=False, soft_wrap=True
         )
         sys.exit(1)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2."""
+    report_errors(app)
 
 
 if __name__ == "__main__":
