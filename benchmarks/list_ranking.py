@@ -114,15 +114,11 @@ def train_ranker(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.nn.Module
     return net.eval()
 
 
-def model_orders(model_dir: Path, rows: list[dict], lists: list[str], deny) -> list[list[int]]:
+def model_orders(model, tok, constraint, rows: list[dict], lists: list[str]) -> list[list[int]]:
     """Per function, the indices of ``lists`` (-Oz, index 0, left out) by decreasing
     log-probability under the model; a prompt too long for the model keeps the popular order."""
-    from passlm.model.checkpoint import load
     from passlm.model.constrained import answer_logprobs
-    from passlm.optimize.strategies import constraint_for
 
-    model, tok = load(model_dir)
-    constraint = constraint_for(tok, deny)
     answers = [f"{PASSES_OPEN}{p}{PASSES_CLOSE}" for p in lists[1:]]
     natural = list(range(1, len(lists)))
     orders, start = [], time.perf_counter()
@@ -213,7 +209,13 @@ def main() -> None:
     for k in KS:
         table.add_column(f"k={k}", justify="right")
     report: dict = {"lists": lists, "seeds": seeds, "splits": {}}
+    scorer = None  # the model, its tokenizer and sample-N's constraint: loaded once
     if args.model is not None:
+        from passlm.model.checkpoint import load
+        from passlm.optimize.strategies import constraint_for
+
+        model, tok = load(args.model)
+        scorer = (model, tok, constraint_for(tok, deny))
         report["model"] = str(args.model)
     probs_of: dict[str, list[torch.Tensor]] = {}  # per split, one per seed
     for split in args.splits.split(","):
@@ -250,9 +252,9 @@ def main() -> None:
                 for k in KS
             ),
         )  # fmt: skip
-        if args.model is not None:
+        if scorer is not None:
             model_frac = fraction_of_gain(
-                sub_rows, sub_counts, model_orders(args.model, sub_rows, lists, deny)
+                sub_rows, sub_counts, model_orders(*scorer, sub_rows, lists)
             )
             table.add_row(
                 "", "model log-probability", *(f"{100 * model_frac[k]:.1f}%" for k in KS)
@@ -263,7 +265,7 @@ def main() -> None:
             "popular": popular_frac,
             "ranker": ranker_fracs,
         }
-        if args.model is not None:
+        if scorer is not None:
             report["splits"][split]["model"] = model_frac
     console.print(table)
     if "val" in probs_of:
