@@ -366,6 +366,20 @@ def test_eval_command_report_by_hand(memorized, examples, tmp_path, toolchain):
     assert page["tables"][0] == 1 + len(rows)  # header + one row per method, -Oz included
     assert len(page["images"]) == 5 and all(w > 300 for w in page["images"]), page
 
+    # each share has its bootstrap interval; `passlm report` draws the stored report again
+    assert all("fraction_interval" in r for r in rows.values())
+    assert rows["autotuner"]["fraction_interval"] in ([1.0, 1.0], None)
+    before = (out / "report.json").read_text()
+    (out / "report.md").unlink()
+    redrawn = run_passlm("report", str(out))
+    assert redrawn.returncode == 0, redrawn.stderr
+    assert (out / "report.json").read_text() == before and (out / "report.md").read_text() == md
+    nothing = run_passlm("report", str(tmp_path))
+    assert nothing.returncode == 2 and "no report.json" in nothing.stderr
+    (tmp_path / "report.json").write_text('{"rows": []}')
+    broken = run_passlm("report", str(tmp_path))
+    assert broken.returncode == 2 and "not a passlm eval report" in broken.stderr
+
     bad = run_passlm("eval", "--model", str(model_dir), "--test", str(tmp_path / "nope.parquet"))
     assert bad.returncode == 2 and "nope.parquet: no such file" in bad.stderr
     bad = run_passlm(

@@ -385,3 +385,63 @@ def test_a_fine_tune_exported_over_its_base_keeps_the_base_data(tmp_path, monkey
     ]  # fmt: skip
     (shipped / "passlm.json").write_text("{not json")
     assert lineage_of(shipped) == [] and training_data_of(shipped) == []
+
+
+def test_fraction_interval_by_hand():
+    from passlm.evaluate.metrics import fraction_interval
+
+    oz = [10] * 100
+    tuner = [9] * 100  # one instruction saved on every function
+    half = [9] * 50 + [10] * 50  # the method saves it on half of them: a binomial proportion
+    lo, hi = fraction_interval(oz, half, tuner, resamples=4000)
+    assert 0.38 <= lo <= 0.42 and 0.58 <= hi <= 0.62  # 0.5 ± 1.96 · 0.05
+    assert fraction_interval(oz, half, tuner, resamples=4000) == (lo, hi)  # seeded
+    uneven = [9] * 37 + [10] * 63
+    assert fraction_interval(oz, uneven, tuner, seed=1) != fraction_interval(oz, uneven, tuner)
+    wide = fraction_interval(oz, half, tuner, level=0.99)
+    narrow = fraction_interval(oz, half, tuner, level=0.8)
+    assert wide[0] < lo < narrow[0] < 0.5 < narrow[1] < hi < wide[1]
+    assert fraction_interval(oz, tuner, tuner) == (1.0, 1.0)
+    assert fraction_interval(oz, oz, tuner) == (0.0, 0.0)
+    # one function carries the whole gain: resamples without it say nothing and are left out
+    assert fraction_interval([10, 5, 5], [8, 5, 5], [6, 5, 5]) == (0.5, 0.5)
+    assert fraction_interval([10, 5], [9, 5], [10, 5]) is None  # the reference gains nothing
+    assert fraction_interval([], [], []) is None
+    with pytest.raises(ValueError, match="differ in length"):
+        fraction_interval([1, 2], [1], [1, 2])
+    with pytest.raises(ValueError, match="level"):
+        fraction_interval(oz, half, tuner, level=1.0)
+
+
+def test_report_rows_carry_their_interval_in_every_rendering():
+    from passlm.evaluate.suite import add_intervals
+
+    oz, tuner, method = [10, 10, 10, 10], [8, 9, 10, 10], [9, 9, 10, 10]
+    names = ("-Oz", "sample-1", "autotuner")
+    results = [MethodResult(n, "model", c, [0] * 4, [OZ] * 4)
+               for n, c in zip(names, (oz, method, tuner), strict=True)]  # fmt: skip
+    reference = results[2].row(oz, 0.0)["overall"]
+    report = {
+        "title": "t", "model": "m", "llvm_version": "19", "passlm_version": "0", "command": "c",
+        "costs": {"compiles": 1, "compile_seconds": 0.1},
+        "rows": [r.row(oz, reference) for r in results], "quality": {"ir_functions": 0},
+        "plotted_methods": [], "by_source": {}, "by_size": {}, "notes": [],
+        "test_set": {"functions": 4, "splits": ["test"], "sources": [], "repeated": 0,
+                     "seen_in_training": 0, "training_set": None},
+        "functions": [{"hash": str(i), "oz_count": oz[i],
+                       **{r.name: {"count": r.counts[i], "passes": OZ} for r in results}}
+                      for i in range(4)],
+    }  # fmt: skip
+    add_intervals(report, resamples=500)
+    rows = {r["method"]: r for r in report["rows"]}
+    assert rows["autotuner"]["fraction_interval"] == [1.0, 1.0]
+    assert rows["-Oz"]["fraction_interval"] == [0.0, 0.0]
+    lo, hi = rows["sample-1"]["fraction_interval"]
+    assert rows["sample-1"]["fraction_of_autotuner"] == pytest.approx(2 / 3)
+    assert 0.0 <= lo < 2 / 3 < hi <= 1.0  # function 0 gives 1/2, function 1 gives 1
+    assert report["interval"]["level"] == 0.95
+    share = f"66.7% [{100 * lo:.1f}, {100 * hi:.1f}]"
+    assert f"| +5.00% | {share} |" in to_markdown(report, [])
+    assert f"<td>{share}</td>" in to_html(report, {})
+    assert "| +7.50% | 100.0% |" in to_markdown(report, [])  # a point interval is not printed
+    assert "In square brackets: a 95% interval" in to_markdown(report, [])

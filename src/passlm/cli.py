@@ -1455,14 +1455,15 @@ def eval_cmd(
     for col in ("method", "extra compiles", "improved", "regressed", "overall", "of autotuner"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for r in report["rows"]:
-        frac = r["fraction_of_autotuner"]
+        frac, ci = r["fraction_of_autotuner"], r.get("fraction_interval")
         table.add_row(
             escape(r["method"]),
             "-" if r["extra_compiles"] is None else f"{r['extra_compiles']:,}",
             str(r["improved"]),
             str(r["regressed"]),
             f"{100 * r['overall']:+.2f}%",
-            "-" if frac is None else f"{100 * frac:.1f}%",
+            "-" if frac is None else f"{100 * frac:.1f}%"
+            + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci and ci[0] != ci[1] else ""),
         )
     console.print(table)
     q = report["quality"]
@@ -1474,6 +1475,33 @@ def eval_cmd(
         )
     write_report(output, report, figures)
     err_console.print(f"wrote {output}/report.html (and report.json, report.md, figures)")
+
+
+@app.command("report")
+def report_cmd(
+    directory: Annotated[Path, typer.Argument(help="Report directory written by passlm eval.")],
+) -> None:
+    """Draw a stored evaluation report again from its report.json (Markdown, HTML, figures),
+    adding each row's 95% bootstrap interval of its share of the autotuner's gain."""
+    import json
+
+    from passlm.evaluate.report import write_report
+    from passlm.evaluate.suite import add_intervals, figures_of
+
+    path = directory / "report.json"
+    if not path.is_file():
+        raise InputError(f"{directory}: no report.json (is it a passlm eval report directory?)")
+    try:
+        report = json.loads(path.read_text())
+        keys = ("rows", "functions", "test_set", "plotted_methods", "by_source", "by_size")
+        if not isinstance(report, dict) or any(k not in report for k in keys):
+            raise ValueError("not a passlm eval report")
+        add_intervals(report)
+        figures = figures_of(report)
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: {e}") from None
+    write_report(directory, report, figures)
+    err_console.print(f"wrote {directory}/report.html (and report.json, report.md, figures)")
 
 
 def _eval_line(step: int, e: dict) -> str:

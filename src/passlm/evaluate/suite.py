@@ -22,6 +22,7 @@ from passlm.evaluate.compare import (
     size_bin,
     with_matched_baselines,
 )
+from passlm.evaluate.metrics import fraction_interval
 from passlm.evaluate.model_eval import EvalFunction, evaluate_model, summarize
 from passlm.evaluate.quality import taxonomy
 from passlm.evaluate.testset import TestSet
@@ -119,7 +120,30 @@ def run_suite(
             for i, f in enumerate(functions)
         ],
     }  # fmt: skip
+    add_intervals(report)
     return report, figures_of(report)
+
+
+def add_intervals(report: dict[str, Any], *, resamples: int = 2000, seed: int = 0) -> None:
+    """Give each row of ``report`` a 95% bootstrap interval of its fraction of the autotuner's
+    gain (``fraction_interval``, in place), from the report's per-function counts alone, so a
+    stored report.json gets them too (``passlm eval --redraw``)."""
+    functions = report["functions"]
+    oz = [f["oz_count"] for f in functions]
+    if not functions or AUTOTUNER not in functions[0]:
+        return
+    tuner = [f[AUTOTUNER]["count"] for f in functions]
+    for row in report["rows"]:
+        name = row["method"]
+        if name not in functions[0] or row.get("fraction_of_autotuner") is None:
+            row["fraction_interval"] = None
+            continue
+        counts = [f[name]["count"] for f in functions]
+        got = fraction_interval(oz, counts, tuner, resamples=resamples, seed=seed)
+        row["fraction_interval"] = None if got is None else [round(v, 4) for v in got]
+    report["interval"] = {"level": 0.95, "resamples": resamples, "seed": seed,
+                          "method": "percentile bootstrap over functions, paired with the "
+                                    "autotuner"}  # fmt: skip
 
 
 def figures_of(report: dict[str, Any]) -> dict[str, bytes]:
