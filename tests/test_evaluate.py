@@ -369,6 +369,12 @@ def test_eval_command_report_by_hand(memorized, examples, tmp_path, toolchain):
     # each share has its bootstrap interval; `passlm report` draws the stored report again
     assert all("fraction_interval" in r for r in rows.values())
     assert rows["autotuner"]["fraction_interval"] in ([1.0, 1.0], None)
+    for c in report["comparisons"]:  # each method against its matched baselines
+        mine = [f[c["method"]]["count"] for f in report["functions"]]
+        theirs = [f[c["baseline"]]["count"] for f in report["functions"]]
+        assert c["baseline"].endswith(f"({c['method']} budget)")
+        assert c["ahead"] == sum(a < b for a, b in zip(mine, theirs, strict=True))
+        assert c["behind"] == sum(a > b for a, b in zip(mine, theirs, strict=True))
     before = (out / "report.json").read_text()
     (out / "report.md").unlink()
     redrawn = run_passlm("report", str(out))

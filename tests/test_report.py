@@ -407,8 +407,13 @@ def test_fraction_interval_by_hand():
     assert fraction_interval([10, 5, 5], [8, 5, 5], [6, 5, 5]) == (0.5, 0.5)
     assert fraction_interval([10, 5], [9, 5], [10, 5]) is None  # the reference gains nothing
     assert fraction_interval([], [], []) is None
+    # minus: the difference of two shares, drawn on the same functions
+    assert fraction_interval(oz, tuner, tuner, minus=half) == (1 - hi, 1 - lo)
+    assert fraction_interval(oz, half, tuner, minus=half) == (0.0, 0.0)
     with pytest.raises(ValueError, match="differ in length"):
         fraction_interval([1, 2], [1], [1, 2])
+    with pytest.raises(ValueError, match="minus and counts"):
+        fraction_interval([1, 2], [1, 2], [1, 2], minus=[1])
     with pytest.raises(ValueError, match="level"):
         fraction_interval(oz, half, tuner, level=1.0)
 
@@ -417,10 +422,11 @@ def test_report_rows_carry_their_interval_in_every_rendering():
     from passlm.evaluate.suite import add_intervals
 
     oz, tuner, method = [10, 10, 10, 10], [8, 9, 10, 10], [9, 9, 10, 10]
-    names = ("-Oz", "sample-1", "autotuner")
+    randomly = [10, 10, 9, 10]  # ahead of sample-1 on one function, behind it on two
+    names = ("-Oz", "sample-1", "random search (sample-1 budget)", "autotuner")
     results = [MethodResult(n, "model", c, [0] * 4, [OZ] * 4)
-               for n, c in zip(names, (oz, method, tuner), strict=True)]  # fmt: skip
-    reference = results[2].row(oz, 0.0)["overall"]
+               for n, c in zip(names, (oz, method, randomly, tuner), strict=True)]  # fmt: skip
+    reference = results[-1].row(oz, 0.0)["overall"]
     report = {
         "title": "t", "model": "m", "llvm_version": "19", "passlm_version": "0", "command": "c",
         "costs": {"compiles": 1, "compile_seconds": 0.1},
@@ -445,3 +451,11 @@ def test_report_rows_carry_their_interval_in_every_rendering():
     assert f"<td>{share}</td>" in to_html(report, {})
     assert "| +7.50% | 100.0% |" in to_markdown(report, [])  # a point interval is not printed
     assert "In square brackets: a 95% interval" in to_markdown(report, [])
+    (c,) = report["comparisons"]
+    assert (c["method"], c["baseline"]) == ("sample-1", "random search (sample-1 budget)")
+    assert c["difference"] == pytest.approx(2 / 3 - 1 / 3) and (c["ahead"], c["behind"]) == (2, 1)
+    lo, hi = c["interval"]
+    assert lo < 1 / 3 < hi
+    row = f"| sample-1 | random search (sample-1 budget) | +33.3 | [{100 * lo:+.1f}, {100 * hi:+.1f}] | 2 | 1 |"
+    assert row in to_markdown(report, [])
+    assert "Against the baselines at the same compiles" in to_html(report, {})

@@ -78,6 +78,7 @@ def fraction_interval(
     counts: Sequence[int],
     reference_counts: Sequence[int],
     *,
+    minus: Sequence[int] | None = None,
     resamples: int = 2000,
     level: float = 0.95,
     seed: int = 0,
@@ -85,15 +86,21 @@ def fraction_interval(
     """A percentile bootstrap interval of the fraction of the reference's gain over ``-Oz``
     (``Σ(-Oz − method) / Σ(-Oz − reference)``), resampling functions with replacement, the
     method and the reference together (a paired bootstrap: the sampling noise is which
-    functions the test set happens to hold). None where the reference gains nothing."""
+    functions the test set happens to hold). With ``minus``, the interval of the difference
+    between this share and ``minus``'s, drawn on the same functions (is a method ahead of a
+    baseline, or level with it?). None where the reference gains nothing."""
     import numpy as np
 
     if not len(oz_counts) == len(counts) == len(reference_counts):
         raise ValueError("oz_counts, counts and reference_counts differ in length")
+    if minus is not None and len(minus) != len(counts):
+        raise ValueError("minus and counts differ in length")
     if not 0.0 < level < 1.0 or resamples < 1:
         raise ValueError(f"need 0 < level < 1 and resamples >= 1, got {level}, {resamples}")
     oz = np.asarray(oz_counts, dtype=np.int64)
     gain = oz - np.asarray(counts, dtype=np.int64)
+    if minus is not None:
+        gain = gain - (oz - np.asarray(minus, dtype=np.int64))
     ref = oz - np.asarray(reference_counts, dtype=np.int64)
     if ref.sum() <= 0:
         return None

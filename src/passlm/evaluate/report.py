@@ -88,6 +88,24 @@ def sections(report: dict[str, Any]) -> list[Section]:
                if any(r.get("fraction_interval") for r in rows) else ""),
         )
     )  # fmt: skip
+    if report.get("comparisons"):
+        out.append(
+            Section(
+                "Against the baselines at the same compiles",
+                ("method", "baseline", "difference in share of the autotuner's gain (points)",
+                 "95% interval", "functions ahead", "functions behind"),
+                [
+                    (c["method"], c["baseline"], f"{100 * c['difference']:+.1f}",
+                     "-" if c["interval"] is None
+                     else f"[{100 * c['interval'][0]:+.1f}, {100 * c['interval'][1]:+.1f}]",
+                     _num(c["ahead"]), _num(c["behind"]))
+                    for c in report["comparisons"]
+                ],
+                "Paired over the test functions: the method's share minus the baseline's, "
+                "bootstrapped on the same functions. An interval that holds 0 is a tie at this "
+                "number of functions; the random-search row is one draw of its seed.",
+            )
+        )  # fmt: skip
     q = report.get("quality")
     if q and q.get("ir_functions"):
         out.append(

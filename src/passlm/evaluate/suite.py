@@ -127,7 +127,8 @@ def run_suite(
 def add_intervals(report: dict[str, Any], *, resamples: int = 2000, seed: int = 0) -> None:
     """Give each row of ``report`` a 95% bootstrap interval of its fraction of the autotuner's
     gain (``fraction_interval``, in place), from the report's per-function counts alone, so a
-    stored report.json gets them too (``passlm eval --redraw``)."""
+    stored report.json gets them too (``passlm report``); and ``comparisons``: each method
+    against the baselines at its compiles, the difference of shares with its interval."""
     functions = report["functions"]
     oz = [f["oz_count"] for f in functions]
     if not functions or AUTOTUNER not in functions[0]:
@@ -141,6 +142,7 @@ def add_intervals(report: dict[str, Any], *, resamples: int = 2000, seed: int = 
         counts = [f[name]["count"] for f in functions]
         got = fraction_interval(oz, counts, tuner, resamples=resamples, seed=seed)
         row["fraction_interval"] = None if got is None else [round(v, 4) for v in got]
+    report["comparisons"] = _comparisons(report, oz, tuner, resamples=resamples, seed=seed)
     report["interval"] = {"level": 0.95, "resamples": resamples, "seed": seed,
                           "method": "percentile bootstrap over functions, paired with the "
                                     "autotuner"}  # fmt: skip
@@ -160,6 +162,36 @@ def figures_of(report: dict[str, Any]) -> dict[str, bytes]:
         "pass_frequency.png": plots.pass_frequency(report["passes"]),
         "list_length.png": plots.list_length(report["passes"]),
     }
+
+
+def _comparisons(
+    report: dict[str, Any], oz: list[int], tuner: list[int], *, resamples: int, seed: int
+) -> list[dict[str, Any]]:
+    """Each method against the baselines given its compiles (random search, popular lists):
+    the difference of their shares with its 95% interval, and on how many functions each one
+    is ahead of the other."""
+    functions = report["functions"]
+    out = []
+    for row in report["rows"]:
+        name = row["method"]
+        for kind in ("random search", "popular lists"):
+            baseline = f"{kind} ({name} budget)"
+            if baseline not in functions[0] or name not in functions[0]:
+                continue
+            mine = [f[name]["count"] for f in functions]
+            theirs = [f[baseline]["count"] for f in functions]
+            ci = fraction_interval(oz, mine, tuner, minus=theirs, resamples=resamples, seed=seed)
+            shares = {r["method"]: r["fraction_of_autotuner"] for r in report["rows"]}
+            if shares.get(name) is None or shares.get(baseline) is None:
+                continue  # the autotuner gained nothing: there are no shares to compare
+            out.append({
+                "method": name, "baseline": baseline,
+                "difference": shares[name] - shares[baseline],
+                "interval": None if ci is None else [round(v, 4) for v in ci],
+                "ahead": sum(a < b for a, b in zip(mine, theirs, strict=True)),
+                "behind": sum(a > b for a, b in zip(mine, theirs, strict=True)),
+            })  # fmt: skip
+    return out
 
 
 def spread(items: Sequence, n: int) -> list:
