@@ -171,19 +171,18 @@ def _comparisons(
     the difference of their shares with its 95% interval, and on how many functions each one
     is ahead of the other."""
     functions = report["functions"]
+    shares = {r["method"]: r["fraction_of_autotuner"] for r in report["rows"]}
     out = []
-    for row in report["rows"]:
-        name = row["method"]
+    for name in shares:
         for kind in ("random search", "popular lists"):
             baseline = f"{kind} ({name} budget)"
             if baseline not in functions[0] or name not in functions[0]:
                 continue
+            if shares[name] is None or shares.get(baseline) is None:
+                continue  # the autotuner gained nothing: there are no shares to compare
             mine = [f[name]["count"] for f in functions]
             theirs = [f[baseline]["count"] for f in functions]
             ci = fraction_interval(oz, mine, tuner, minus=theirs, resamples=resamples, seed=seed)
-            shares = {r["method"]: r["fraction_of_autotuner"] for r in report["rows"]}
-            if shares.get(name) is None or shares.get(baseline) is None:
-                continue  # the autotuner gained nothing: there are no shares to compare
             out.append({
                 "method": name, "baseline": baseline,
                 "difference": shares[name] - shares[baseline],
