@@ -8,7 +8,8 @@ Rows: predict (greedy, 0 extra compiles, may lose to -Oz; a second row with the 
 sample-3/10/30, random search with the same number of compiles per function (random lists
 from the autotuner's space, best kept with -Oz), the most popular lists of the training split
 at the same compiles (what a model that ignores its input would propose), and the autotuner's
-best lists. Columns as the paper's Tables III/IV. The computation is
+best lists. Columns as the paper's Tables III/IV; each share of the autotuner's gain has its
+95% bootstrap interval over the functions in square brackets. The computation is
 :mod:`passlm.evaluate.compare`, the same as ``passlm eval``'s.
 
 ``--guided 1,3,10,30`` adds ``guided-k`` rows: no model, the shipped outcome table of the
@@ -38,6 +39,7 @@ from rich.table import Table
 
 from passlm.evaluate.baselines import PopularLists
 from passlm.evaluate.compare import AUTOTUNER, model_methods, with_matched_baselines
+from passlm.evaluate.metrics import fraction_interval
 from passlm.evaluate.testset import load_test_set, read_training
 from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
@@ -118,9 +120,13 @@ def main() -> None:
         "feedback_model": None if args.feedback_model is None else str(args.feedback_model),
         "rows": {},
     }
+    tuner = ordered[-1].counts
     for r in ordered:
         row = r.row(oz, reference)
         frac = row["fraction_of_autotuner"]
+        # how much of the share is which functions the split holds (as passlm eval's reports)
+        ci = None if frac is None else fraction_interval(oz, r.counts, tuner, seed=args.seed)
+        row["fraction_interval"] = None if ci is None else [round(v, 4) for v in ci]
         spent = row["extra_compiles"]
         table.add_row(
             r.name,
@@ -130,7 +136,8 @@ def main() -> None:
             str(row["saved"]),
             str(row["lost"]),
             f"{100 * row['overall']:+.2f}%",
-            "-" if frac is None else f"{100 * frac:.1f}%",
+            "-" if frac is None else f"{100 * frac:.1f}%"
+            + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci and ci[0] != ci[1] else ""),
             "-" if row["seconds"] is None else f"{row['seconds']:.1f}",
         )
         report["rows"][r.name] = row
