@@ -40,6 +40,7 @@ from rich.table import Table
 from passlm.evaluate.baselines import PopularLists
 from passlm.evaluate.compare import AUTOTUNER, model_methods, with_matched_baselines
 from passlm.evaluate.metrics import fraction_interval
+from passlm.evaluate.report import share_text
 from passlm.evaluate.testset import load_test_set, read_training
 from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
@@ -136,8 +137,7 @@ def main() -> None:
             str(row["saved"]),
             str(row["lost"]),
             f"{100 * row['overall']:+.2f}%",
-            "-" if frac is None else f"{100 * frac:.1f}%"
-            + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci and ci[0] != ci[1] else ""),
+            share_text(row),
             "-" if row["seconds"] is None else f"{row['seconds']:.1f}",
         )
         report["rows"][r.name] = row

@@ -1394,7 +1394,7 @@ def eval_cmd(
 ) -> None:
     """Every strategy of a model vs -Oz, random search, retrieval and the autotuner; a report."""
     from passlm.evaluate.baselines import PopularLists, Retrieval
-    from passlm.evaluate.report import write_report
+    from passlm.evaluate.report import share_text, write_report
     from passlm.evaluate.suite import run_suite
     from passlm.evaluate.testset import (
         load_test_set,
@@ -1455,15 +1455,13 @@ def eval_cmd(
     for col in ("method", "extra compiles", "improved", "regressed", "overall", "of autotuner"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for r in report["rows"]:
-        frac, ci = r["fraction_of_autotuner"], r.get("fraction_interval")
         table.add_row(
             escape(r["method"]),
             "-" if r["extra_compiles"] is None else f"{r['extra_compiles']:,}",
             str(r["improved"]),
             str(r["regressed"]),
             f"{100 * r['overall']:+.2f}%",
-            "-" if frac is None else f"{100 * frac:.1f}%"
-            + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci and ci[0] != ci[1] else ""),
+            share_text(r),
         )
     console.print(table)
     q = report["quality"]

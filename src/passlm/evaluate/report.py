@@ -46,8 +46,9 @@ def _given_pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}%"
 
 
-def _share(row: dict[str, Any]) -> str:
-    """The fraction of the autotuner's gain, with its interval where the report has one."""
+def share_text(row: dict[str, Any]) -> str:
+    """A row's fraction of the autotuner's gain, with its interval in square brackets where
+    the row has one (and it is not a single point); "-" where there is no fraction."""
     share = _pct(row["fraction_of_autotuner"], signed=False, digits=1)
     ci = row.get("fraction_interval")
     if not ci or ci[0] == ci[1]:
@@ -76,7 +77,7 @@ def sections(report: dict[str, Any]) -> list[Section]:
                  "-" if r["extra_compiles"] is None
                  else f"{r['extra_compiles']:,} ({r['compiles_per_function']:.1f}/fn)",
                  _num(r["improved"]), _num(r["regressed"]), _num(r["saved"]), _num(r["lost"]),
-                 _pct(r["overall"]), _share(r),
+                 _pct(r["overall"]), share_text(r),
                  _num(r["seconds"]))
                 for r in rows
             ],
