@@ -188,13 +188,13 @@ def test_train_wins_duplicates_and_holdout_is_whole(tmp_path):
         tmp_path,
         SourceEntry(spec=str(held)),
         SourceEntry(spec=str(train)),
-        holdout="dir:held",
+        holdout=("dir:held",),
         splits=ratios,
     )
     by_name = {r.function: r for r in result.rows}
     # the held-out copy of `shared` loses to a copy in the other code base's earliest split
     splits = {
-        f: assign_split("dir:train", f, seed=0, ratios=ratios, holdout="dir:held") for f in copies
+        f: assign_split("dir:train", f, seed=0, ratios=ratios, holdout={"dir:held"}) for f in copies
     }
     assert "train" in splits.values()
     assert (by_name["shared"].source, by_name["shared"].split) == ("dir:train", "train")
@@ -207,6 +207,31 @@ def test_train_wins_duplicates_and_holdout_is_whole(tmp_path):
         files.setdefault((r.source, r.file), set()).add(r.split)
     assert all(len(s) == 1 for s in files.values())  # no file in two splits
     assert {r.split for r in result.rows if r.source == "dir:train"} == {"train", "val", "test"}
+
+
+def test_several_holdouts_and_an_excluded_corpus(tmp_path):
+    """A held-out corpus built on its own: every code base held out, training functions gone."""
+    train = write_tree(tmp_path / "train", {"t.c": SHARED + "int t(int a) { return a - 9; }\n"})
+    first = write_tree(tmp_path / "one", {"o.c": SHARED + "int o(int a) { return a / 3; }\n"})
+    second = write_tree(tmp_path / "two", {"w.c": "int w(int a) { return a * 5 + 1; }\n"})
+    trained = build(tmp_path, SourceEntry(spec=str(train)))
+    corpus = tmp_path / "train.parquet"
+    write_corpus(trained.rows, corpus, trained.meta)
+    result = build(
+        tmp_path,
+        SourceEntry(spec=str(first)),
+        SourceEntry(spec=str(second)),
+        holdout=("dir:one", "dir:two"),
+        exclude_corpora=(str(corpus),),
+    )
+    assert {(r.function, r.split) for r in result.rows} == {("o", "heldout"), ("w", "heldout")}
+    assert result.summary.drops["in_excluded_corpus"] == 1  # `shared`, a training function
+    assert result.meta["holdout"] == ["dir:one", "dir:two"]
+    assert result.meta["exclude_corpora"] == [str(corpus)]
+    with pytest.raises(InputError, match="no such corpus to exclude"):
+        build(tmp_path, SourceEntry(spec=str(first)), exclude_corpora=(str(tmp_path / "x.pq"),))
+    with pytest.raises(TypeError):
+        assign_split("dir:one", "o.c", seed=0, ratios=SplitRatios(), holdout="dir:one")
 
 
 def test_deduplicate_prefers_train_then_order():
@@ -283,7 +308,16 @@ def test_default_recipe_parses():
     assert kinds.count("pypi") >= 8 and "csmith" in kinds
     assert all(s.licence for s in recipe.sources)
     assert all(s.parsed.package[1] for s in recipe.sources if s.parsed.kind == "pypi")
-    assert recipe.holdout_entry is not None and recipe.holdout_entry.parsed.kind == "pypi"
+    assert [e.parsed.kind for e in recipe.holdout_entries] == ["pypi"]
+
+
+def test_unseen_recipe_holds_out_every_source():
+    recipe = load_recipe(ROOT / "corpus" / "unseen.toml")
+    assert len(recipe.holdout_entries) == len(recipe.sources) >= 20
+    assert all(s.licence for s in recipe.sources)
+    assert recipe.exclude_corpora == ("data/corpus.parquet",)
+    main = {s.spec for s in load_recipe(ROOT / "corpus" / "recipe.toml").sources}
+    assert main.isdisjoint(s.spec for s in recipe.sources)
 
 
 def test_bad_recipes(tmp_path):
@@ -291,6 +325,11 @@ def test_bad_recipes(tmp_path):
     for text, message in [
         ('[[sources]]\nspec = "foo:bar"\n', "unknown source spec"),
         ('holdout = "x"\n[[sources]]\nspec = "csmith:1"\n', "holdout 'x' matches no source"),
+        ("holdout = 3\n[[sources]]\nspec = 'csmith:1'\n", "holdout must be a string or a list"),
+        (
+            "holdout = ['csmith', 'csmith:1']\n[[sources]]\nspec = 'csmith:1'\n",
+            "holdout names one source twice",
+        ),
         ('[splits]\ntrain = 0.5\n[[sources]]\nspec = "csmith:1"\n', "sum to 1"),
         ('colour = 1\n[[sources]]\nspec = "csmith:1"\n', "unknown key 'colour'"),
         ("sources = [", "not valid TOML"),

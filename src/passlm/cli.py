@@ -689,7 +689,16 @@ def corpus_build_cmd(
         int | None, typer.Option("--jobs", "-j", help="Files compiled at once (default: cores).")
     ] = None,
     holdout: Annotated[
-        str | None, typer.Option("--holdout", help="Source kept whole out of training.")
+        list[str] | None,
+        typer.Option("--holdout", help="Source kept whole out of training (repeatable)."),
+    ] = None,
+    exclude_corpus: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude-corpus",
+            help="Drop functions this corpus or tuned file has, e.g. the training corpus "
+            "(repeatable).",
+        ),
     ] = None,
 ) -> None:
     """Compile sources into a deduplicated Parquet corpus of one-function IR modules."""
@@ -703,6 +712,7 @@ def corpus_build_cmd(
         list(sources or []),
         seed=seed,
         holdout=holdout,
+        exclude_corpora=exclude_corpus,
         max_chars=max_chars,
         max_instructions=max_instructions,
         min_instructions=min_instructions,

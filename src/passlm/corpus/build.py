@@ -1,7 +1,8 @@
 """Build a corpus: resolve sources, compile files, filter, deduplicate, split, summarize.
 
 Order per function: extract -> size filter -> dedup (by ``content_hash``; the copy in the
-earliest split wins, train first) -> split of its file. Everything is sorted, so the same
+earliest split wins, train first) -> split of its file -> dropped when an excluded corpus
+(``exclude_corpora``: the training corpus, for a held-out corpus built on its own) has it. Everything is sorted, so the same
 recipe, seed and LLVM version give the same rows.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from passlm import __version__
 from passlm.corpus.compile import FAILED, OK, SKIPPED, CompileOptions, FileResult, compile_files
-from passlm.corpus.filters import DROP_REASONS, DUPLICATE
+from passlm.corpus.filters import DROP_REASONS, DUPLICATE, EXCLUDED
 from passlm.corpus.recipe import Recipe
 from passlm.corpus.sources import (
     ResolvedSource,
@@ -139,11 +140,11 @@ def build_corpus(
     jobs = jobs or os.cpu_count() or 1
     options = options or CompileOptions()
     cache = cache or cache_dir()
+    excluded = excluded_hashes(recipe.exclude_corpora)
     sources = resolve_all(recipe, cache=cache, jobs=jobs, reporter=reporter)
-    holdout_entry = recipe.holdout_entry
-    holdout = None
-    if holdout_entry is not None:
-        holdout = sources[recipe.sources.index(holdout_entry)].name
+    holdout = frozenset(
+        sources[recipe.sources.index(entry)].name for entry in recipe.holdout_entries
+    )
 
     per_source = {s.name: SourceSummary(s.name, s.licence) for s in sources}
     drops = dict.fromkeys(DROP_REASONS, 0)
@@ -185,6 +186,8 @@ def build_corpus(
         reporter.file_done(result)
 
     rows, drops[DUPLICATE] = deduplicate(candidates)
+    kept = [row for row in rows if row.hash not in excluded]
+    rows, drops[EXCLUDED] = kept, len(rows) - len(kept)
     for stats in per_source.values():
         stats.failure_examples.sort()
     splits: dict[str, dict[str, int]] = {s: {"functions": 0, "files": 0} for s in SPLITS}
@@ -207,10 +210,26 @@ def build_corpus(
     return BuildResult(rows=rows, meta=meta, summary=summary)
 
 
+def excluded_hashes(paths: tuple[str, ...]) -> frozenset[str]:
+    """The function hashes of corpora (or tuned files) to leave out of a build."""
+    import pyarrow.parquet as pq
+
+    hashes: set[str] = set()
+    for path in paths:
+        if not Path(path).is_file():
+            raise InputError(f"{path}: no such corpus to exclude (exclude_corpora)")
+        try:
+            column = pq.read_table(path, columns=["hash"]).column("hash")
+        except Exception as exc:  # pyarrow raises several types for a bad file
+            raise InputError(f"{path}: not a corpus with a hash column: {exc}") from None
+        hashes.update(column.to_pylist())
+    return frozenset(hashes)
+
+
 def _metadata(
     recipe: Recipe,
     sources: list[ResolvedSource],
-    holdout: str | None,
+    holdout: frozenset[str],
     summary: Summary,
     toolchain: Toolchain,
     command: list[str] | None,
@@ -228,7 +247,9 @@ def _metadata(
         "sources": resolved,
         "seed": recipe.seed,
         "split_ratios": asdict(recipe.splits),
-        "holdout": holdout,
+        # one held-out source stays a string, as corpora built before lists were allowed
+        "holdout": None if not holdout else min(holdout) if len(holdout) == 1 else sorted(holdout),
+        "exclude_corpora": list(recipe.exclude_corpora),
         "limits": asdict(recipe.limits),
         "summary": summary.to_json(),
     }

@@ -12,7 +12,15 @@ TOO_LARGE_INSTRUCTIONS = "too_large_instructions"
 TOO_SMALL = "too_small"
 EXTRACT_FAILED = "extract_failed"
 DUPLICATE = "duplicate"
-DROP_REASONS = (DUPLICATE, TOO_LARGE_CHARS, TOO_LARGE_INSTRUCTIONS, TOO_SMALL, EXTRACT_FAILED)
+EXCLUDED = "in_excluded_corpus"  # already in a corpus the recipe excludes (the training one)
+DROP_REASONS = (
+    DUPLICATE,
+    TOO_LARGE_CHARS,
+    TOO_LARGE_INSTRUCTIONS,
+    TOO_SMALL,
+    EXTRACT_FAILED,
+    EXCLUDED,
+)
 
 _HEADER_SLACK = 200  # characters extraction might remove from a definition line
 

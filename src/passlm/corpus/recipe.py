@@ -3,7 +3,8 @@
 A recipe is a TOML file (see ``corpus/recipe.toml`` at the repository root)::
 
     seed = 0
-    holdout = "pypi:pycares==4.4.0"   # one whole code base kept out of training
+    holdout = "pypi:pycares==4.4.0"   # code bases kept whole out of training (one or a list)
+    exclude_corpora = ["data/corpus.parquet"]  # optional: drop functions already in these
     max_chars = 8000
     [splits]
     train = 0.8
@@ -67,7 +68,10 @@ class Recipe:
 
     sources: tuple[SourceEntry, ...]
     seed: int = 0  # split hashing and default Csmith seed
-    holdout: str | None = None  # a source kept whole out of training (its spec or name)
+    holdout: tuple[str, ...] = ()  # sources kept whole out of training (spec or name each)
+    # corpora (or tuned files) whose functions are dropped, so that a held-out corpus built on
+    # its own shares no function with the training corpus; paths as given (cwd-relative)
+    exclude_corpora: tuple[str, ...] = ()
     splits: SplitRatios = field(default_factory=SplitRatios)
     limits: SizeLimits = field(default_factory=SizeLimits)
 
@@ -80,18 +84,21 @@ class Recipe:
         dupes = sorted({s for s in specs if specs.count(s) > 1})
         if dupes:
             raise ValueError(f"source listed twice: {dupes[0]}")
-        if self.holdout is not None:
-            matches = [s for s in self.sources if s.parsed.matches(self.holdout)]
+        for name in self.holdout:
+            matches = [s for s in self.sources if s.parsed.matches(name)]
             if len(matches) != 1:
                 found = "no source" if not matches else "several sources"
-                raise ValueError(f"holdout {self.holdout!r} matches {found} of the recipe")
+                raise ValueError(f"holdout {name!r} matches {found} of the recipe")
+        entries = self.holdout_entries
+        if len(set(entries)) != len(entries):
+            raise ValueError("holdout names one source twice")
 
     @property
-    def holdout_entry(self) -> SourceEntry | None:
-        """The source named by ``holdout``."""
-        if self.holdout is None:
-            return None
-        return next(s for s in self.sources if s.parsed.matches(self.holdout))
+    def holdout_entries(self) -> tuple[SourceEntry, ...]:
+        """The sources named by ``holdout``, in its order."""
+        return tuple(
+            next(s for s in self.sources if s.parsed.matches(name)) for name in self.holdout
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The recipe as plain data, for the corpus metadata."""
@@ -101,6 +108,7 @@ class Recipe:
 _TOP_KEYS = {
     "seed",
     "holdout",
+    "exclude_corpora",
     "splits",
     "sources",
     "max_chars",
@@ -134,10 +142,22 @@ def parse_recipe(data: dict[str, Any]) -> Recipe:
     return Recipe(
         sources=tuple(entries),
         seed=data.get("seed", 0),
-        holdout=data.get("holdout"),
+        holdout=_names(data.get("holdout"), "holdout"),
+        exclude_corpora=_names(data.get("exclude_corpora"), "exclude_corpora"),
         splits=SplitRatios(**data.get("splits", {})),
         limits=limits,
     )
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    """A recipe value that is one string or a list of strings, as a tuple."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"{key} must be a string or a list of strings")
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -160,7 +180,8 @@ def make_recipe(
     sources: list[str],
     *,
     seed: int | None = None,
-    holdout: str | None = None,
+    holdout: list[str] | None = None,
+    exclude_corpora: list[str] | None = None,
     max_chars: int | None = None,
     max_instructions: int | None = None,
     min_instructions: int | None = None,
@@ -185,7 +206,11 @@ def make_recipe(
         return Recipe(
             sources=entries,
             seed=seed if seed is not None else (base.seed if base else 0),
-            holdout=holdout if holdout is not None else (base.holdout if base else None),
+            holdout=tuple(holdout) if holdout else (base.holdout if base else ()),
+            exclude_corpora=(
+                *(base.exclude_corpora if base else ()),
+                *(exclude_corpora or ()),
+            ),
             splits=base.splits if base else SplitRatios(),
             limits=limits,
         )

@@ -2,12 +2,13 @@
 
 A file's split depends only on (seed, source, file), so adding a code base never moves the
 files of another, and every function of a file lands in the same split: no function of a test
-file is seen in training. The holdout code base goes entirely to ``heldout``.
+file is seen in training. The holdout code bases go entirely to ``heldout``.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 
 TRAIN, VAL, TEST, HELDOUT = "train", "val", "test", "heldout"
@@ -41,10 +42,12 @@ def _unit(seed: int, source: str, file: str) -> float:
 
 
 def assign_split(
-    source: str, file: str, *, seed: int, ratios: SplitRatios, holdout: str | None
+    source: str, file: str, *, seed: int, ratios: SplitRatios, holdout: Collection[str] = ()
 ) -> str:
-    """The split of every function of ``file`` in ``source``."""
-    if holdout is not None and source == holdout:
+    """The split of every function of ``file`` in ``source`` (``holdout``: source names)."""
+    if isinstance(holdout, str):
+        raise TypeError("holdout is a collection of source names, not one string")
+    if source in holdout:
         return HELDOUT
     u = _unit(seed, source, file)
     if u < ratios.train:
