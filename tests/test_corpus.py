@@ -320,6 +320,18 @@ def test_unseen_recipe_holds_out_every_source():
     assert main.isdisjoint(s.spec for s in recipe.sources)
 
 
+def test_committed_unseen_set_shares_no_function_with_the_corpus():
+    """data/unseen.parquet: built from corpus/unseen.toml, all held out, none seen in training."""
+    unseen = pq.read_table(ROOT / "data" / "unseen.parquet", columns=["hash", "split", "source"])
+    corpus = pq.read_table(ROOT / "data" / "corpus.parquet", columns=["hash"])
+    hashes = unseen.column("hash").to_pylist()
+    assert len(hashes) == len(set(hashes)) > 5000
+    assert set(hashes).isdisjoint(corpus.column("hash").to_pylist())
+    assert set(unseen.column("split").to_pylist()) == {"heldout"}
+    recipe = load_recipe(ROOT / "corpus" / "unseen.toml")
+    assert set(unseen.column("source").to_pylist()) == {s.spec for s in recipe.sources}
+
+
 def test_bad_recipes(tmp_path):
     bad = tmp_path / "r.toml"
     for text, message in [
