@@ -18,6 +18,7 @@ from passlm.corpus import sources as srcmod
 from passlm.corpus.build import build_corpus, deduplicate
 from passlm.corpus.filters import SizeLimits
 from passlm.corpus.recipe import Recipe, SourceEntry, load_recipe, make_recipe
+from passlm.corpus.report import info_lines
 from passlm.corpus.splits import SplitRatios, assign_split
 from passlm.corpus.store import CorpusFunction, read_corpus, read_metadata, write_corpus
 from passlm.errors import InputError
@@ -228,6 +229,7 @@ def test_several_holdouts_and_an_excluded_corpus(tmp_path):
     assert result.summary.drops["in_excluded_corpus"] == 1  # `shared`, a training function
     assert result.meta["holdout"] == ["dir:one", "dir:two"]
     assert result.meta["exclude_corpora"] == [str(corpus)]
+    assert f"without the functions of {corpus}" in info_lines(result.meta)
     with pytest.raises(InputError, match="no such corpus to exclude"):
         build(tmp_path, SourceEntry(spec=str(first)), exclude_corpora=(str(tmp_path / "x.pq"),))
     with pytest.raises(TypeError):

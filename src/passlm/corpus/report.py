@@ -112,6 +112,7 @@ def info_lines(meta: dict[str, Any]) -> list[str]:
         f"IR recipe: {meta.get('ir_recipe')}",
         f"seed {meta.get('seed')}, split ratios {meta.get('split_ratios')}, "
         f"holdout {meta.get('holdout')}",
+        *(f"without the functions of {path}" for path in meta.get("exclude_corpora") or []),
         f"limits: max_chars={limits.get('max_chars')}, "
         f"max_instructions={limits.get('max_instructions')}, "
         f"min_instructions={limits.get('min_instructions')}",
