@@ -16,6 +16,7 @@ from passlm.data.dataset import Example, write_dataset
 from passlm.evaluate import metrics
 from passlm.evaluate.curves import plot_training
 from passlm.evaluate.model_eval import evaluate_model, from_examples, summarize
+from passlm.evaluate.report import read_report
 from passlm.llvm.backend import InProcessCompiler
 from passlm.llvm.passes import parse_pass_list
 from passlm.model import config as mc
@@ -281,7 +282,8 @@ def test_eval_command_report_by_hand(memorized, examples, tmp_path, toolchain):
         "--ir-functions", "2", "-o", str(out),
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    report = json.loads((out / "report.json").read_text())
+    assert "functions" not in json.loads((out / "report.json").read_text())
+    report = read_report(out)  # with the per-function records of functions.json.gz
     ts = report["test_set"]
     assert ts["functions"] == 2 and ts["seen_in_training"] == 2
     assert ts["training_set"] == str(train_file)
@@ -375,16 +377,23 @@ def test_eval_command_report_by_hand(memorized, examples, tmp_path, toolchain):
         assert c["baseline"].endswith(f"({c['method']} budget)")
         assert c["ahead"] == sum(a < b for a, b in zip(mine, theirs, strict=True))
         assert c["behind"] == sum(a > b for a, b in zip(mine, theirs, strict=True))
-    before = (out / "report.json").read_text()
+    before = (out / "report.json").read_text(), (out / "functions.json.gz").read_bytes()
     (out / "report.md").unlink()
     redrawn = run_passlm("report", str(out))
     assert redrawn.returncode == 0, redrawn.stderr
-    assert (out / "report.json").read_text() == before and (out / "report.md").read_text() == md
+    assert ((out / "report.json").read_text(), (out / "functions.json.gz").read_bytes()) == before
+    assert (out / "report.md").read_text() == md
     nothing = run_passlm("report", str(tmp_path))
     assert nothing.returncode == 2 and "no report.json" in nothing.stderr
     (tmp_path / "report.json").write_text('{"rows": []}')
     broken = run_passlm("report", str(tmp_path))
     assert broken.returncode == 2 and "not a passlm eval report" in broken.stderr
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "report.json").write_text(before[0])
+    (damaged / "functions.json.gz").write_bytes(b"not gzip")
+    broken = run_passlm("report", str(damaged))
+    assert broken.returncode == 2 and "functions.json.gz" in broken.stderr
 
     bad = run_passlm("eval", "--model", str(model_dir), "--test", str(tmp_path / "nope.parquet"))
     assert bad.returncode == 2 and "nope.parquet: no such file" in bad.stderr
@@ -415,7 +424,7 @@ def test_eval_on_a_directory_of_c_files(memorized, tmp_path):
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "skipping" in res.stderr and "broken.c" in res.stderr
-    report = json.loads((out / "report.json").read_text())
+    report = read_report(out)
     assert report["test_set"]["functions"] == 8
     assert report["test_set"]["sources"][0]["reference"] == "autotuned now, 8 trials per function"
     assert any("retrieval baseline left out" in n for n in report["notes"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from passlm.evaluate.compare import (
     run_methods,
     size_bin,
 )
-from passlm.evaluate.report import sections, to_html, to_markdown
+from passlm.evaluate.report import read_report, sections, to_html, to_markdown
 from passlm.evaluate.testset import TestFunction, load_test_set, read_training
 from passlm.llvm.backend import InProcessCompiler, Task
 from passlm.llvm.passes import PassList, parse_pass_list
@@ -310,6 +311,22 @@ def test_report_files_are_written_all_at_once(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old"]  # no staging left
     with pytest.raises(InputError, match="not a directory"):
         files.atomic_write_files(old / "mine.txt", {"x": "y"})
+
+
+def test_per_function_records_are_stored_apart_and_read_back(tmp_path):
+    """report.json keeps the summary; functions.json.gz the records; old reports still read."""
+    report = {"title": "t", "rows": [], "functions": [{"hash": "h", "-Oz": {"count": 3}}]}
+    summary = {k: v for k, v in report.items() if k != "functions"}
+    (tmp_path / "report.json").write_text(json.dumps(report))  # records inline, as before
+    assert read_report(tmp_path) == report
+    (tmp_path / "functions.json.gz").write_bytes(
+        gzip.compress(json.dumps(report["functions"]).encode())
+    )
+    (tmp_path / "report.json").write_text(json.dumps(summary))
+    assert read_report(tmp_path) == report
+    (tmp_path / "functions.json.gz").write_bytes(gzip.compress(b"[1,"))
+    with pytest.raises(ValueError):
+        read_report(tmp_path)
 
 
 def test_training_data_follows_the_fine_tune_chain(sample_functions, tmp_path, monkeypatch):

@@ -1482,7 +1482,9 @@ def eval_cmd(
             f"errors: {', '.join(f'{k} {v}' for k, v in q['taxonomy'].items()) or 'none'}"
         )
     write_report(output, report, figures)
-    err_console.print(f"wrote {output}/report.html (and report.json, report.md, figures)")
+    err_console.print(
+        f"wrote {output}/report.html (and report.json, functions.json.gz, report.md, figures)"
+    )
 
 
 @app.command("report")
@@ -1491,16 +1493,14 @@ def report_cmd(
 ) -> None:
     """Draw a stored evaluation report again from its report.json (Markdown, HTML, figures),
     adding each row's 95% bootstrap interval of its share of the autotuner's gain."""
-    import json
-
-    from passlm.evaluate.report import write_report
+    from passlm.evaluate.report import read_report, write_report
     from passlm.evaluate.suite import add_intervals, figures_of
 
     path = directory / "report.json"
     if not path.is_file():
         raise InputError(f"{directory}: no report.json (is it a passlm eval report directory?)")
     try:
-        report = json.loads(path.read_text())
+        report = read_report(directory)
         keys = ("rows", "functions", "test_set", "plotted_methods", "by_source", "by_size")
         if not isinstance(report, dict) or any(k not in report for k in keys):
             raise ValueError("not a passlm eval report")
@@ -1509,7 +1509,9 @@ def report_cmd(
     except (ValueError, KeyError, TypeError) as e:
         raise InputError(f"{path}: {e}") from None
     write_report(directory, report, figures)
-    err_console.print(f"wrote {directory}/report.html (and report.json, report.md, figures)")
+    err_console.print(
+        f"wrote {directory}/report.html (and report.json, functions.json.gz, report.md, figures)"
+    )
 
 
 def _eval_line(step: int, e: dict) -> str:
