@@ -232,6 +232,8 @@ def test_several_holdouts_and_an_excluded_corpus(tmp_path):
     assert f"without the functions of {corpus}" in info_lines(result.meta)
     with pytest.raises(InputError, match="no such corpus to exclude"):
         build(tmp_path, SourceEntry(spec=str(first)), exclude_corpora=(str(tmp_path / "x.pq"),))
+    with pytest.raises(TypeError, match="not one string"):
+        Recipe(sources=(SourceEntry(spec=str(first)),), holdout="dir:one")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         assign_split("dir:one", "o.c", seed=0, ratios=SplitRatios(), holdout="dir:one")
 

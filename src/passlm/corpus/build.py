@@ -2,8 +2,8 @@
 
 Order per function: extract -> size filter -> dedup (by ``content_hash``; the copy in the
 earliest split wins, train first) -> split of its file -> dropped when an excluded corpus
-(``exclude_corpora``: the training corpus, for a held-out corpus built on its own) has it. Everything is sorted, so the same
-recipe, seed and LLVM version give the same rows.
+(``exclude_corpora``: the training corpus, for a held-out corpus built on its own) has it.
+Everything is sorted, so the same recipe, seed and LLVM version give the same rows.
 """
 
 from __future__ import annotations

@@ -84,6 +84,9 @@ class Recipe:
         dupes = sorted({s for s in specs if specs.count(s) > 1})
         if dupes:
             raise ValueError(f"source listed twice: {dupes[0]}")
+        for key in ("holdout", "exclude_corpora"):
+            if isinstance(getattr(self, key), str):  # a lone string would be read letter by letter
+                raise TypeError(f"{key} is a tuple of names, not one string")
         for name in self.holdout:
             matches = [s for s in self.sources if s.parsed.matches(name)]
             if len(matches) != 1:
