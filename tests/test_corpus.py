@@ -232,6 +232,12 @@ def test_several_holdouts_and_an_excluded_corpus(tmp_path):
     assert f"without the functions of {corpus}" in info_lines(result.meta)
     with pytest.raises(InputError, match="no such corpus to exclude"):
         build(tmp_path, SourceEntry(spec=str(first)), exclude_corpora=(str(tmp_path / "x.pq"),))
+    no_hash = tmp_path / "no_hash.parquet"
+    pq.write_table(pa.table({"x": [1]}), no_hash)
+    for bad in (no_hash, first / "o.c"):
+        with pytest.raises(InputError, match="not a corpus with a hash column") as err:
+            build(tmp_path, SourceEntry(spec=str(first)), exclude_corpora=(str(bad),))
+        assert "\n" not in str(err.value)
     with pytest.raises(TypeError, match="not one string"):
         Recipe(sources=(SourceEntry(spec=str(first)),), holdout="dir:one")  # type: ignore[arg-type]
     with pytest.raises(TypeError):

@@ -212,6 +212,7 @@ def build_corpus(
 
 def excluded_hashes(paths: tuple[str, ...]) -> frozenset[str]:
     """The function hashes of corpora (or tuned files) to leave out of a build."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     hashes: set[str] = set()
@@ -220,8 +221,9 @@ def excluded_hashes(paths: tuple[str, ...]) -> frozenset[str]:
             raise InputError(f"{path}: no such corpus to exclude (exclude_corpora)")
         try:
             column = pq.read_table(path, columns=["hash"]).column("hash")
-        except Exception as exc:  # pyarrow raises several types for a bad file
-            raise InputError(f"{path}: not a corpus with a hash column: {exc}") from None
+        except (pa.ArrowException, KeyError, OSError) as exc:  # as tables.read_rows: one line
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputError(f"{path}: not a corpus with a hash column: {first}") from None
         hashes.update(column.to_pylist())
     return frozenset(hashes)
 
