@@ -39,7 +39,7 @@ from rich.table import Table
 
 from passlm.evaluate.baselines import PopularLists
 from passlm.evaluate.compare import AUTOTUNER, model_methods, with_matched_baselines
-from passlm.evaluate.metrics import fraction_interval
+from passlm.evaluate.metrics import fraction_interval, stored_interval
 from passlm.evaluate.report import share_text
 from passlm.evaluate.testset import load_test_set, read_training
 from passlm.llvm.denylist import load_denylist
@@ -127,7 +127,7 @@ def main() -> None:
         frac = row["fraction_of_autotuner"]
         # how much of the share is which functions the split holds (as passlm eval's reports)
         ci = None if frac is None else fraction_interval(oz, r.counts, tuner, seed=args.seed)
-        row["fraction_interval"] = None if ci is None else [round(v, 4) for v in ci]
+        row["fraction_interval"] = stored_interval(ci)
         spent = row["extra_compiles"]
         table.add_row(
             r.name,

@@ -1493,10 +1493,10 @@ def report_cmd(
 ) -> None:
     """Draw a stored evaluation report again from its report.json (Markdown, HTML, figures),
     adding each row's 95% bootstrap interval of its share of the autotuner's gain."""
-    from passlm.evaluate.report import read_report, write_report
+    from passlm.evaluate.report import REPORT_JSON, read_report, write_report
     from passlm.evaluate.suite import add_intervals, figures_of
 
-    path = directory / "report.json"
+    path = directory / REPORT_JSON
     if not path.is_file():
         raise InputError(f"{directory}: no report.json (is it a passlm eval report directory?)")
     try:

@@ -117,3 +117,9 @@ def fraction_interval(
     tail = 100 * (1 - level) / 2
     lo, hi = np.percentile(values, [tail, 100 - tail])
     return float(lo), float(hi)
+
+
+def stored_interval(interval: tuple[float, float] | None) -> list[float] | None:
+    """An interval as reports store it in JSON: a list rounded to four decimals (a share to
+    0.01 points), or None."""
+    return None if interval is None else [round(v, 4) for v in interval]

@@ -22,7 +22,7 @@ from passlm.evaluate.compare import (
     size_bin,
     with_matched_baselines,
 )
-from passlm.evaluate.metrics import fraction_interval
+from passlm.evaluate.metrics import fraction_interval, stored_interval
 from passlm.evaluate.model_eval import EvalFunction, evaluate_model, summarize
 from passlm.evaluate.quality import taxonomy
 from passlm.evaluate.testset import TestSet
@@ -130,9 +130,9 @@ def add_intervals(report: dict[str, Any], *, resamples: int = 2000, seed: int = 
     stored report.json gets them too (``passlm report``); and ``comparisons``: each method
     against the baselines at its compiles, the difference of shares with its interval."""
     functions = report["functions"]
-    oz = [f["oz_count"] for f in functions]
     if not functions or AUTOTUNER not in functions[0]:
         return
+    oz = [f["oz_count"] for f in functions]
     tuner = [f[AUTOTUNER]["count"] for f in functions]
     for row in report["rows"]:
         name = row["method"]
@@ -141,7 +141,7 @@ def add_intervals(report: dict[str, Any], *, resamples: int = 2000, seed: int = 
             continue
         counts = [f[name]["count"] for f in functions]
         got = fraction_interval(oz, counts, tuner, resamples=resamples, seed=seed)
-        row["fraction_interval"] = None if got is None else [round(v, 4) for v in got]
+        row["fraction_interval"] = stored_interval(got)
     report["comparisons"] = _comparisons(report, oz, tuner, resamples=resamples, seed=seed)
     report["interval"] = {"level": 0.95, "resamples": resamples, "seed": seed,
                           "method": "percentile bootstrap over functions, paired with the "
@@ -186,7 +186,7 @@ def _comparisons(
             out.append({
                 "method": name, "baseline": baseline,
                 "difference": shares[name] - shares[baseline],
-                "interval": None if ci is None else [round(v, 4) for v in ci],
+                "interval": stored_interval(ci),
                 "ahead": sum(a < b for a, b in zip(mine, theirs, strict=True)),
                 "behind": sum(a > b for a, b in zip(mine, theirs, strict=True)),
             })  # fmt: skip
