@@ -232,6 +232,26 @@ def test_oz_ties_answer_oz_unless_something_beat_it():
         make_dataset(rows, oz_ir={})
 
 
+def test_prompt_with_the_oz_context_keeps_the_ir_first():
+    prompt = fmt.render_prompt(IR, fmt.OzContext(1, OPT))
+    assert (
+        prompt == fmt.render_prompt(IR) + "-Oz gives 1 instructions:\n<code>\n" + OPT + "</code>\n"
+    )
+    assert fmt.parse_prompt(prompt) == IR  # the unoptimized IR, not -Oz's
+
+
+def test_make_dataset_with_the_oz_context_puts_it_in_every_prompt():
+    context = {r.hash: fmt.OzContext(r.oz_count, f"; oz of {r.function}\n") for r in ROWS}
+    examples, report = make_dataset(ROWS, oz_context=context)
+    plain, plain_report = make_dataset(ROWS)
+    assert report.prompt == fmt.PROMPT_OZ and plain_report.prompt == fmt.PROMPT_PLAIN
+    assert [e.answer for e in examples] == [e.answer for e in plain]  # only the prompts change
+    ir_of = {r.hash: r.ir for r in ROWS}
+    assert all(e.prompt == fmt.render_prompt(ir_of[e.hash], context[e.hash]) for e in examples)
+    with pytest.raises(InputError, match="no -Oz output"):
+        make_dataset(ROWS, oz_context={})
+
+
 def test_deny_listed_best_lists_are_answered_with_oz():
     sinking = dataclasses.replace(_tuned("g", "train", passes="-O1 -gvn-sink"), best_count=0)
     rows = [*ROWS, sinking]
@@ -378,6 +398,15 @@ def test_cli_dataset_make_winners_compiles_the_popular_lists(tmp_path):
            for e in examples]  # fmt: skip
     assert got == [("LoadInt", "-O1", 9), ("neg_inv64", "-gvn -dse", 12)]
     assert (meta["winner_functions"], meta["winner_examples"]) == (2, 2)
+    # --oz-context: every prompt also shows what -Oz made of the function (compiled here)
+    res = passlm("--no-aux", "--oz-context", "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    examples, meta = read_dataset(out)
+    assert meta["prompt"] == fmt.PROMPT_OZ
+    for e, oz in zip(examples, (10, 16), strict=True):
+        head, context = e.prompt.split(fmt.OZ_CONTEXT)
+        assert head == fmt.render_prompt(fmt.parse_prompt(e.prompt))
+        assert context.startswith(f"{oz}{fmt.OZ_CONTEXT_END}\n<code>\n") and "define" in context
     res = passlm("--winners", "2")
     assert res.returncode == 2 and "--no-aux" in res.stderr
 

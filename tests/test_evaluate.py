@@ -813,3 +813,45 @@ def _with_none(taught, margins):
     """The greedy lists' margins in function order, None for the -Oz one."""
     it = iter(margins)
     return [None if str(p) == "-Oz" else next(it) for p in taught]
+
+
+@pytest.mark.slow
+def test_a_model_trained_with_the_oz_context_reads_it_at_every_use(
+    tmp_path, examples, tuned, tokenizer, toolchain
+):
+    """A tiny model memorizes four answers to prompts that carry the -Oz context; the
+    strategies then render exactly those prompts (the context compiled for them) and get the
+    taught lists back, and a function -Oz cannot compile gets no prompt (so -Oz stands)."""
+    from passlm.model.checkpoint import load
+    from passlm.optimize.prompts import model_prompts, oz_contexts
+    from passlm.optimize.strategies import greedy_margins, parse_strategy, propose
+
+    irs = [ir for _, ir, *_ in tuned]
+    with InProcessCompiler(toolchain) as c:
+        contexts = oz_contexts(irs, c)
+    assert [x.count for x in contexts] == [oz for *_, oz, _, _ in tuned]
+    rows = [
+        dataclasses.replace(e, prompt=fmt.render_prompt(ir, ctx))
+        for e, ir, ctx in zip(examples, irs, contexts, strict=True)
+    ]
+    data = tmp_path / "oz.parquet"
+    write_dataset(data, rows, {"prompt": fmt.PROMPT_OZ})
+    config = TrainConfig(
+        steps=200, batch_size=4, block_size=256, lr=3e-3, warmup_steps=5,
+        checkpoint_every=200, device="cpu",
+    )  # fmt: skip
+    run = train(data, tokenizer, mc.load_preset("cpu-tiny"), config, tmp_path / "run")
+    model, tok = load(run.model_dir)
+    assert model.passlm_prompt == fmt.PROMPT_OZ
+    assert model_prompts(model, irs) == [r.prompt for r in rows]  # its own compiler
+    assert model_prompts(model, ["not IR"]) == [None]
+    taught = [[parse_pass_list(p)] for p in PASS_LISTS]
+    with InProcessCompiler(toolchain) as c:
+        assert model_prompts(model, irs, c) == [r.prompt for r in rows]
+        assert propose(model, tok, irs, parse_strategy("predict"), compiler=c) == taught
+        assert [g for g, _ in greedy_margins(model, tok, irs, compiler=c)] == taught
+        sampled = propose(model, tok, [*irs, "not IR"], parse_strategy("sample-2"), compiler=c)
+    assert sampled[-1] == []  # no prompt: the function is left to -Oz
+    for lists, greedy in zip(sampled[:-1], taught, strict=True):
+        if str(greedy[0]) != "-Oz":
+            assert lists[0] == greedy[0]  # the first sample is the greedy answer

@@ -307,6 +307,28 @@ def test_trains_from_a_data_set_file_and_refuses_a_foreign_checkpoint(
     assert meta["data_hash"] != data_hash(train_pairs + train_pairs[:1])
 
 
+def test_a_model_records_the_prompt_it_was_trained_on(tmp_path, tokenizer, examples, tiny):
+    rows = [
+        Example(f"h{i}", "train", "sample.c", f"f{i}", p, a, 30, 20, 10, "-Oz", 0)
+        for i, (p, a) in enumerate(examples)
+    ]
+    plain, oz = tmp_path / "plain.parquet", tmp_path / "oz.parquet"
+    write_dataset(plain, rows, {"llvm_version": "19.1.7"})
+    write_dataset(oz, rows, {"llvm_version": "19.1.7", "prompt": fmt.PROMPT_OZ})
+    with pytest.raises(InputError, match="different prompts"):
+        train([plain, oz], tokenizer, tiny, _config(steps=2), tmp_path / "mixed")
+    run = train(oz, tokenizer, tiny, _config(steps=2), tmp_path / "oz-run")
+    assert ckpt.read_meta(run.model_dir)["prompt"] == fmt.PROMPT_OZ
+    assert ckpt.load(run.model_dir)[0].passlm_prompt == fmt.PROMPT_OZ
+    run = train(plain, tokenizer, tiny, _config(steps=2), tmp_path / "plain-run")
+    assert "prompt" not in ckpt.read_meta(run.model_dir)  # plain models' records are unchanged
+    assert ckpt.load(run.model_dir)[0].passlm_prompt == fmt.PROMPT_PLAIN
+    meta_file = run.model_dir / ckpt.META_FILE
+    meta_file.write_text(json.dumps({**ckpt.read_meta(run.model_dir), "prompt": "asm"}))
+    with pytest.raises(InputError, match="unknown prompt 'asm'"):
+        ckpt.load(run.model_dir)
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(InputError, match="no such model directory"):
         ckpt.load(tmp_path / "missing")

@@ -998,10 +998,19 @@ def dataset_make_cmd(
             "with --winners).",
         ),
     ] = None,
+    oz_context: Annotated[
+        bool,
+        typer.Option(
+            "--oz-context",
+            help="Prompts also carry what -Oz makes of the function (its count and IR), which "
+            "a model trained on them reads at every use (one -Oz compile, never counted).",
+        ),
+    ] = False,
     workers: Workers = None,
 ) -> None:
     """Render (prompt, answer) examples; drop, never truncate, those over the limits."""
     from passlm.data.dataset import OZ, dataset_meta, make_dataset, write_dataset
+    from passlm.data.format import OzContext
     from passlm.llvm.backend import Task
     from passlm.llvm.denylist import load_denylist
     from passlm.llvm.passes import parse_pass_list
@@ -1022,14 +1031,18 @@ def dataset_make_cmd(
     if winners and canonical:
         raise InputError("--winners and --canonical are two ways to label: choose one")
     rows, tuned_meta = read_tuned(tuned)
+    if oz_context:  # a function -Oz failed on has no -Oz context to show
+        rows = [r for r in rows if r.oz_count >= 0]
     deny = load_denylist(denylist)
     ties = [r for r in rows if 0 <= r.oz_count <= r.best_count] if oz_ties else []
     refused = [r for r in rows if r.best_passes and not deny.allows(parse_pass_list(r.best_passes))]
     need = {r.hash: r for r in [*ties, *refused]}
+    if oz_context:  # every prompt carries -Oz's output
+        need.update((r.hash, r) for r in rows)
     won: dict = {}
     won_ir: dict = {}
     with WorkerPool(_toolchain(), workers=workers) as pool:
-        results = pool.run_tasks([Task(r.ir, OZ, want_ir=aux) for r in need.values()])
+        results = pool.run_tasks([Task(r.ir, OZ, want_ir=aux or oz_context) for r in need.values()])
         if winners:
             won = _winners(
                 rows, deny, winners, winners_cap, pool, refused={r.hash for r in refused}
@@ -1058,6 +1071,9 @@ def dataset_make_cmd(
         oz_keep=oz_keep,
         winners=won,
         winner_ir=won_ir,
+        oz_context={h: OzContext(need[h].oz_count, ir) for h, ir in oz_of.items()}
+        if oz_context
+        else None,
     )
     meta = dataset_meta(
         tuned_meta, report, tuned_path=str(tuned), command=" ".join(["passlm", *sys.argv[1:]])

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from passlm.corpus.splits import SPLITS
-from passlm.data.format import render_answer, render_prompt
+from passlm.data.format import PROMPT_OZ, PROMPT_PLAIN, OzContext, render_answer, render_prompt
 from passlm.errors import InputError, PasslmError
 from passlm.llvm.passes import PassList, parse_pass_list
 from passlm.search.tuned import TunedFunction
@@ -93,6 +93,7 @@ class DatasetReport:
     oz_dropped: int = 0  # training examples answered -Oz left out by oz_keep
     winner_functions: int = 0  # training functions answered with every list that won (winners)
     winner_examples: int = 0  # the examples those functions gave
+    prompt: str = PROMPT_PLAIN  # PROMPT_OZ: prompts carry the -Oz context
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "splits": [asdict(s) for s in self.splits]}
@@ -107,6 +108,7 @@ def _render(
     aux: bool,
     oz_ir: Mapping[str, str] | None,
     denied: Mapping[str, str] | None = None,
+    oz_context: Mapping[str, OzContext] | None = None,
 ) -> tuple[str, str, PassList]:
     """(prompt, answer, the answer's pass list) for one tuned function."""
     if denied is not None and row.hash in denied:
@@ -125,7 +127,12 @@ def _render(
     if aux and not optimized:
         raise InputError(f"{row.function} ({row.hash}): no optimized IR for the aux answer")
     ir = optimized if aux else None
-    return render_prompt(row.ir), render_answer(passes, row.o0_count, count, ir), passes
+    context = None
+    if oz_context is not None:
+        context = oz_context.get(row.hash)
+        if context is None:
+            raise InputError(f"{row.function} ({row.hash}): no -Oz output for its prompt")
+    return render_prompt(row.ir, context), render_answer(passes, row.o0_count, count, ir), passes
 
 
 def winning_lists(
@@ -162,6 +169,7 @@ def make_dataset(
     oz_keep: float = 1.0,
     winners: Mapping[str, Sequence[tuple[PassList, int]]] | None = None,
     winner_ir: Mapping[tuple[str, PassList], str] | None = None,
+    oz_context: Mapping[str, OzContext] | None = None,
 ) -> tuple[list[Example], DatasetReport]:
     """Render one example per tuned function, dropping those longer than the limits.
 
@@ -177,7 +185,9 @@ def make_dataset(
     pairs, from :func:`winning_lists`) answers each such training function once per list that
     won on it rather than once with the autotuner's, so that the model learns every list that
     suits the code, not one tie-break (answers without the optimized IR, unless ``winner_ir``
-    holds it for every (function hash, list) answered: ``aux`` needs it).
+    holds it for every (function hash, list) answered: ``aux`` needs it). ``oz_context``
+    (function hash -> what -Oz made of it, for every function): prompts carry the -Oz context
+    (:data:`passlm.data.format.PROMPT_OZ`).
     Examples come in corpus order: split (train, val, test, heldout), source, file, function.
     """
     for name, limit in (("max_tokens", max_tokens), ("max_chars", max_chars)):
@@ -202,7 +212,7 @@ def make_dataset(
     rows = sorted(
         tuned_rows, key=lambda r: (_split_order(r.split), r.split, r.source, r.file, r.function)
     )
-    answered = [_render(r, aux, oz_ir, denied) for r in rows]
+    answered = [_render(r, aux, oz_ir, denied, oz_context) for r in rows]
     keep = [
         oz_keep >= 1.0
         or r.split != "train"
@@ -275,6 +285,7 @@ def make_dataset(
         oz_dropped=oz_dropped,
         winner_functions=winner_functions,
         winner_examples=winner_examples,
+        prompt=PROMPT_OZ if oz_context is not None else PROMPT_PLAIN,
     )
     return examples, report
 

@@ -60,8 +60,9 @@ def distilled_examples(
 
     irs = [parse_prompt(e.prompt) or "" for e in examples]
     proposed = propose(
-        model, tokenizer, irs, Strategy(PREDICT), batch_size=batch_size, denylist=denylist
-    )
+        model, tokenizer, irs, Strategy(PREDICT), batch_size=batch_size, denylist=denylist,
+        compiler=compiler,
+    )  # fmt: skip
     tasks, task_of = [], {}
     for i, (ir, lists) in enumerate(zip(irs, proposed, strict=True)):
         if lists:

@@ -49,7 +49,7 @@ def feedback_examples(
     """One feedback example per example whose prompt fits the model, and the tallies."""
     irs = [parse_prompt(e.prompt) or "" for e in examples]
     prompts, answers = first_answers(
-        model, tokenizer, irs, constraint=constraint, batch_size=batch_size
+        model, tokenizer, irs, constraint=constraint, batch_size=batch_size, compiler=compiler
     )
     parsed = [parse_answer(a) if a is not None else None for a in answers]
     tasks, task_of = [], {}

@@ -7,11 +7,18 @@ single tokens) and inference agree on one format (DESIGN.md, "Prompt and answer"
              <code>
              ...normalized unoptimized IR...
              </code>
+             [-Oz gives 14 instructions:
+             <code>
+             ...the IR -Oz makes of it...
+             </code>]
     Answer:  Run passes `-reg2mem -instcombine -Os` to reduce instruction count from 39 to 14:
              <code>
              ...optimized IR...
              </code>
 
+The bracketed part is the *-Oz context* (:data:`PROMPT_OZ`): a model trained with it reads what
+-Oz, which every strategy compiles anyway, leaves of the function (what is left to win is often
+visible there). A model records the prompt it was trained on (``passlm.json``, ``"prompt"``).
 The pass-list-only answer (ablation "no aux") is the first line ending in ``.`` instead of ``:``.
 The feedback task appends :func:`render_feedback` to a first answer; the model's second answer
 starts with :data:`SURE` (keep the first answer) or :data:`RETRY` followed by a new answer.
@@ -37,6 +44,8 @@ COUNTS_FROM = " to reduce instruction count from "
 COUNTS_TO = " to "
 AUX_END = ":"  # the optimized IR follows
 NO_AUX_END = "."  # pass-list-only answer
+OZ_CONTEXT = "-Oz gives "
+OZ_CONTEXT_END = " instructions:"
 SURE = "I am sure!"
 RETRY = "Let me try again."
 FEEDBACK_HEADER = "Compiler feedback:"
@@ -52,6 +61,10 @@ MARKERS: tuple[str, ...] = (
     RETRY,
     FEEDBACK_HEADER,
 )
+
+# Prompt kinds: the unoptimized IR alone, or followed by the -Oz context.
+PROMPT_PLAIN, PROMPT_OZ = "ir", "ir+oz"
+PROMPT_KINDS = (PROMPT_PLAIN, PROMPT_OZ)
 
 # Feedback variants of the compiler-feedback paper: "fast" gives pass validity and counts (so
 # generation can stop after the pass list), "short" adds the BLEU of the generated IR and the
@@ -74,9 +87,21 @@ def _code_block(ir: str) -> str:
     return f"{CODE_OPEN}\n{body}\n{CODE_CLOSE}"
 
 
-def render_prompt(ir: str) -> str:
-    """The instruction and the normalized unoptimized IR; the answer follows on the next line."""
-    return f"{INSTRUCTION}\n{_code_block(ir)}\n"
+@dataclass(frozen=True)
+class OzContext:
+    """What -Oz made of a function: its instruction count and IR."""
+
+    count: int
+    ir: str
+
+
+def render_prompt(ir: str, oz: OzContext | None = None) -> str:
+    """The instruction and the normalized unoptimized IR, then the -Oz context if ``oz`` is
+    given; the answer follows on the next line."""
+    text = f"{INSTRUCTION}\n{_code_block(ir)}\n"
+    if oz is not None:
+        text += f"{OZ_CONTEXT}{oz.count}{OZ_CONTEXT_END}\n{_code_block(oz.ir)}\n"
+    return text
 
 
 def render_answer(

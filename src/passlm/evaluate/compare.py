@@ -274,11 +274,14 @@ def model_methods(
         start = time.perf_counter()
         if margin is not None and any(s.kind == PREDICT for s in specs):
             # one decoding gives both: the greedy lists and where the margin keeps them
-            scored = greedy_margins(model, tokenizer, irs, denylist=denylist)
+            scored = greedy_margins(model, tokenizer, irs, denylist=denylist, compiler=compiler)
             greedy = [lists for lists, _ in scored]
             sure = [sure_or_oz(lists, m, margin) for lists, m in scored]
         else:
-            greedy = propose(model, tokenizer, irs, parse_strategy(PREDICT), denylist=denylist)
+            greedy = propose(
+                model, tokenizer, irs, parse_strategy(PREDICT),
+                denylist=denylist, compiler=compiler,
+            )  # fmt: skip
         greedy_seconds = time.perf_counter() - start
     runs: dict[str, tuple[int, list[list[PassList]], float]] = {}  # kind: widest N, lists, s
     for kind in (SAMPLE, GUIDED):
@@ -292,7 +295,7 @@ def model_methods(
             lists = propose(None, None, irs, spec, denylist=denylist, compiler=compiler)
         else:
             for i, ir in enumerate(irs):
-                lists += propose(model, tokenizer, [ir], spec, denylist=denylist)
+                lists += propose(model, tokenizer, [ir], spec, denylist=denylist, compiler=compiler)
                 if progress is not None:
                     progress(i + 1, len(irs))
         runs[kind] = (widest, lists, time.perf_counter() - start)

@@ -25,6 +25,7 @@ from passlm.llvm.backend import Compiler, Task
 from passlm.llvm.ir import normalize
 from passlm.llvm.passes import PassList
 from passlm.model.generate import ANSWER, HEADER, generate
+from passlm.optimize.prompts import model_prompts
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,11 @@ def evaluate_model(
     batch_size: int = 8,
 ) -> list[Outcome]:
     """Greedy answers for ``functions``, compiled; the first ``ir_functions`` also write IR."""
-    prompts = [render_prompt(f.ir) for f in functions]
+    made = model_prompts(model, [f.ir for f in functions], compiler)
+    # a function whose -Oz fails keeps the plain prompt: its answer cannot compile either
+    prompts = [
+        p if p is not None else render_prompt(f.ir) for p, f in zip(made, functions, strict=True)
+    ]
     n_ir = min(ir_functions, len(functions))
     full = generate(model, tokenizer, prompts[:n_ir], until=ANSWER, batch_size=batch_size)
     heads = generate(model, tokenizer, prompts[n_ir:], until=HEADER, batch_size=batch_size)

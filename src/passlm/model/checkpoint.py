@@ -103,11 +103,25 @@ def load(path: str | Path, *, device: str | torch.device = "cpu"):
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise InputError(f"{path}: no usable tokenizer ({first})") from None
     model.passlm_stored_dtype = model.dtype  # passlm.model.fast computes in it where it can
+    model.passlm_prompt = _prompt_kind(path)  # what passlm.optimize.prompts renders for it
     if torch.device(device).type == "cpu" and model.dtype != torch.float32:
         model = model.float()  # shipped weights may be bf16; transformers on CPU wants fp32
     model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def _prompt_kind(path: Path) -> str:
+    """The prompt the model in ``path`` was trained on (``passlm.json``; plain if unsaid)."""
+    from passlm.data.format import PROMPT_KINDS, PROMPT_PLAIN
+
+    try:
+        kind = read_meta(path).get("prompt", PROMPT_PLAIN)
+    except (OSError, ValueError, AttributeError):
+        return PROMPT_PLAIN  # a foreign or unreadable passlm.json: the plain prompt
+    if kind not in PROMPT_KINDS:
+        raise InputError(f"{path / META_FILE}: unknown prompt {kind!r} (known: {PROMPT_KINDS})")
+    return kind
 
 
 def export_model(src: str | Path, dst: str | Path, *, dtype: str = "bfloat16") -> Path:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from passlm.corpus.splits import TRAIN
 from passlm.data.dataset import Example, read_dataset
+from passlm.data.format import PROMPT_PLAIN
 from passlm.errors import InputError
 from passlm.files import atomic_write
 from passlm.model.checkpoint import (
@@ -178,6 +179,12 @@ def _load_examples(
         parts = [_train_split(path, True) for path in data]
         triples = [t for part, _ in parts for t in part]
         meta = parts[0][1]
+        kinds = {str(path): _prompt_of(m) for path, (_, m) in zip(data, parts, strict=True)}
+        if len(set(kinds.values())) > 1:
+            raise InputError(
+                "the data sets were made with different prompts: "
+                + ", ".join(f"{path} ({kind})" for path, kind in kinds.items())
+            )
     else:
         triples = [
             (e.prompt, e.answer, True) if isinstance(e, Example) else (*e[:2], True) for e in data
@@ -185,6 +192,11 @@ def _load_examples(
     for path in ir_only:
         triples += _train_split(path, False)[0]
     return triples, meta
+
+
+def _prompt_of(meta: dict[str, Any]) -> str:
+    """The prompt a data set's examples were made with (plain unless its metadata says)."""
+    return str(meta.get("prompt", PROMPT_PLAIN))
 
 
 def _load_initial_weights(model: torch.nn.Module, init: Path) -> None:
@@ -285,6 +297,8 @@ def train(
     from transformers import LlamaForCausalLM
 
     model = LlamaForCausalLM(model_config).to(device)
+    prompt = _prompt_of(data_meta)
+    model.passlm_prompt = prompt  # validation renders the prompts the model trains on
     if init is not None:
         _load_initial_weights(model, Path(init))
     model.train()
@@ -305,6 +319,7 @@ def train(
         "parameters": sum(p.numel() for p in model.parameters()),
         "matmul_dtype": str(matmul_dtype).removeprefix("torch."),
         **{k: data_meta[k] for k in ("llvm_version", "passlm_version") if k in data_meta},
+        **({"prompt": prompt} if prompt != PROMPT_PLAIN else {}),
         **(meta or {}),
         **({"init": str(init), "lineage": lineage_of(init)} if init is not None else {}),
     }

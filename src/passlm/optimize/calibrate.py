@@ -83,7 +83,9 @@ def calibrate(
     if not functions:
         raise ValueError("no functions to calibrate on")
     irs = [f.ir for f in functions]
-    greedy = greedy_margins(model, tokenizer, irs, denylist=denylist, progress=progress)
+    greedy = greedy_margins(
+        model, tokenizer, irs, denylist=denylist, progress=progress, compiler=compiler
+    )
     methods = [Method("greedy", MODEL, [lists for lists, _ in greedy], as_is=True)]
     methods += [
         Method(f"margin {m:g}", MODEL, [sure_or_oz(ls, g, m) for ls, g in greedy], as_is=True)

@@ -30,6 +30,7 @@ from passlm.data.format import (
 from passlm.llvm.backend import Compiler, Task
 from passlm.llvm.ir import count_instructions
 from passlm.llvm.passes import PassList
+from passlm.optimize.prompts import model_prompts
 
 
 @dataclass
@@ -44,15 +45,30 @@ class Conversation:
     sure: bool | None = None  # how it ended: True "I am sure!", False out of rounds/no answer
 
 
-def first_answers(model, tokenizer, irs: Sequence[str], *, constraint=None, batch_size: int = 8):
-    """The greedy header line for each function (``None`` where the prompt does not fit)."""
+def first_answers(
+    model,
+    tokenizer,
+    irs: Sequence[str],
+    *,
+    constraint=None,
+    batch_size: int = 8,
+    compiler: Compiler | None = None,
+):
+    """The prompt and the greedy header line for each function (``None`` where the prompt does
+    not fit, or the model reads the -Oz context and -Oz fails; ``compiler`` makes that context)."""
     from passlm.model.generate import HEADER, generate
 
-    prompts = [render_prompt(ir) for ir in irs]
+    made = model_prompts(model, irs, compiler)
+    usable = [i for i, p in enumerate(made) if p is not None]
     gens = generate(
-        model, tokenizer, prompts, until=HEADER, batch_size=batch_size, constraint=constraint
-    )
-    return prompts, [g.text if g is not None else None for g in gens]
+        model, tokenizer, [made[i] for i in usable], until=HEADER,
+        batch_size=batch_size, constraint=constraint,
+    )  # fmt: skip
+    answers: list[str | None] = [None] * len(irs)
+    for i, g in zip(usable, gens, strict=True):
+        answers[i] = g.text if g is not None else None
+    prompts = [p if p is not None else render_prompt(ir) for p, ir in zip(made, irs, strict=True)]
+    return prompts, answers
 
 
 def feedback_text(answer_text: str, ir: str, compiled: int | None, kind: str = FAST) -> str:
@@ -79,7 +95,7 @@ def feedback_loop(
     from passlm.model.generate import HEADER, generate
 
     prompts, answers = first_answers(
-        model, tokenizer, irs, constraint=constraint, batch_size=batch_size
+        model, tokenizer, irs, constraint=constraint, batch_size=batch_size, compiler=compiler
     )
     talks = []
     for ir, prompt, answer in zip(irs, prompts, answers, strict=True):

@@ -30,6 +30,7 @@ from passlm.errors import InputError, PasslmError
 from passlm.llvm.denylist import DenyList
 from passlm.llvm.passes import PassList
 from passlm.optimize.pipeline import OZ
+from passlm.optimize.prompts import model_prompts
 
 PREDICT, OZ_BACKUP, SAMPLE, FEEDBACK = "predict", "oz-backup", "sample", "feedback"
 GUIDED = "guided"
@@ -213,15 +214,11 @@ def propose(
     if strategy.kind == PREDICT and strategy.margin is not None:
         return [
             sure_or_oz(lists, margin, strategy.margin)
-            for lists, margin in greedy_margins(model, tokenizer, irs, denylist=denylist)
+            for lists, margin in greedy_margins(
+                model, tokenizer, irs, denylist=denylist, compiler=compiler
+            )
         ]
     constraint = constraint_for(tokenizer, denylist)
-    prompts = [render_prompt(ir) for ir in irs]
-    if strategy.kind in (PREDICT, OZ_BACKUP):
-        greedy = generate(
-            model, tokenizer, prompts, until=PASSES, batch_size=batch_size, constraint=constraint
-        )
-        return [unique_lists([parse_answer(g.text).passes]) if g else [] for g in greedy]
     if strategy.kind == FEEDBACK:
         from passlm.optimize.feedback import feedback_loop
 
@@ -232,14 +229,26 @@ def propose(
             constraint=constraint, batch_size=batch_size,
         )  # fmt: skip
         return [_allowed(t.lists, denylist, len(t.lists)) for t in talks]
-    if strategy.sampling == "priority":
-        out = []
-        for p in prompts:
-            kept = _Candidates(denylist)
-            priority_sample(model, tokenizer, p, strategy.n, constraint=constraint, keep=kept)
-            out.append(kept.lists)
+    prompts = model_prompts(model, irs, compiler)
+    usable = [i for i, p in enumerate(prompts) if p is not None]
+    out: list[list[PassList]] = [[] for _ in irs]  # [] (no prompt): -Oz is used
+    if strategy.kind in (PREDICT, OZ_BACKUP):
+        greedy = generate(
+            model, tokenizer, [prompts[i] for i in usable], until=PASSES,
+            batch_size=batch_size, constraint=constraint,
+        )  # fmt: skip
+        for i, g in zip(usable, greedy, strict=True):
+            out[i] = unique_lists([parse_answer(g.text).passes]) if g else []
         return out
-    repeated = [p for p in prompts for _ in range(strategy.n)]
+    if strategy.sampling == "priority":
+        for i in usable:
+            kept = _Candidates(denylist)
+            priority_sample(
+                model, tokenizer, prompts[i], strategy.n, constraint=constraint, keep=kept
+            )
+            out[i] = kept.lists
+        return out
+    repeated = [prompts[i] for i in usable for _ in range(strategy.n)]
     drawn = generate(
         model,
         tokenizer,
@@ -251,11 +260,10 @@ def propose(
         seed=strategy.seed,
         constraint=constraint,
     )
-    out = []
-    for i in range(len(prompts)):
-        mine = drawn[i * strategy.n : (i + 1) * strategy.n]
+    for row, i in enumerate(usable):
+        mine = drawn[row * strategy.n : (row + 1) * strategy.n]
         lists = unique_lists([parse_answer(g.text).passes for g in mine if g is not None])
-        out.append(_beside_oz(lists, denylist, strategy.n))
+        out[i] = _beside_oz(lists, denylist, strategy.n)
     return out
 
 
@@ -264,16 +272,17 @@ _OZ_ANSWER = f"{PASSES_OPEN}{OZ}{PASSES_CLOSE}"
 
 
 def greedy_margin(
-    model, tokenizer, ir: str, *, constraint=None
+    model, tokenizer, ir: str, *, constraint=None, prompt: str | None = None
 ) -> tuple[list[PassList], float | None]:
     """``predict``'s list for one function (``[]``: too long for the model) and how many nats
     its log-probability beats that of the answer ``-Oz`` by (None where the list is -Oz or
     none could be read). One function at a time, so -Oz is scored while the prompt is still in
-    the fast path's cache (a token or two to run)."""
+    the fast path's cache (a token or two to run). ``prompt``: the one the model reads for
+    ``ir`` (:func:`passlm.optimize.prompts.model_prompts`), by default the plain one."""
     from passlm.model.constrained import answer_logprobs
     from passlm.model.generate import PASSES, generate
 
-    prompt = render_prompt(ir)
+    prompt = prompt if prompt is not None else render_prompt(ir)
     (g,) = generate(model, tokenizer, [prompt], until=PASSES, constraint=constraint)
     if g is None:
         return [], None
@@ -295,14 +304,20 @@ def greedy_margins(
     *,
     denylist: DenyList | None = None,
     progress: Callable[[int, int], None] | None = None,
+    compiler=None,
 ) -> list[tuple[list[PassList], float | None]]:
     """:func:`greedy_margin` for every function, decoded as ``predict`` decodes (the deny
     list's passes never proposed): the greedy lists (``predict``'s, as they are) and the margins
-    that decide where a margin keeps them."""
+    that decide where a margin keeps them. ``compiler`` makes the -Oz context of a model that
+    reads one."""
     constraint = constraint_for(tokenizer, denylist)
-    out = []
-    for i, ir in enumerate(irs):
-        out.append(greedy_margin(model, tokenizer, ir, constraint=constraint))
+    prompts = model_prompts(model, irs, compiler)
+    out: list[tuple[list[PassList], float | None]] = []
+    for i, (ir, prompt) in enumerate(zip(irs, prompts, strict=True)):
+        if prompt is None:
+            out.append(([], None))
+        else:
+            out.append(greedy_margin(model, tokenizer, ir, constraint=constraint, prompt=prompt))
         if progress is not None:
             progress(i + 1, len(irs))
     return out

@@ -1,0 +1,58 @@
+"""The prompt a model reads for a function: the one it was trained on.
+
+A model trained on plain prompts reads the unoptimized IR; one trained with the -Oz context
+(``passlm dataset make --oz-context``) also reads what -Oz made of the function, so its prompts
+need an -Oz compile with the IR kept. Every strategy compiles -Oz anyway (it is the baseline and
+is not counted), so the context costs one compile that is never counted either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from passlm.data.format import PROMPT_OZ, PROMPT_PLAIN, OzContext, render_prompt
+from passlm.llvm.backend import Compiler, Task
+from passlm.llvm.passes import parse_pass_list
+
+OZ = parse_pass_list("-Oz")
+
+
+def prompt_kind(model: Any) -> str:
+    """The prompt ``model`` was trained on (:data:`PROMPT_PLAIN` unless its directory said
+    otherwise; ``passlm.model.checkpoint.load`` reads it)."""
+    return getattr(model, "passlm_prompt", PROMPT_PLAIN)
+
+
+def oz_contexts(irs: Sequence[str], compiler: Compiler) -> list[OzContext | None]:
+    """Each function's -Oz count and IR, in one batch (None where -Oz fails on it)."""
+    results = compiler.run_tasks([Task(ir, OZ, want_ir=True) for ir in irs])
+    return [
+        OzContext(r.count, r.ir) if r.ok and r.count is not None and r.ir is not None else None
+        for r in results
+    ]
+
+
+def model_prompts(
+    model: Any, irs: Sequence[str], compiler: Compiler | None = None
+) -> list[str | None]:
+    """The prompt ``model`` reads for each function; None where it needs the -Oz context and
+    -Oz fails (the function is then left to -Oz, which fails too, by the caller).
+
+    ``compiler`` makes the -Oz context; without one, an in-process compiler of the default
+    toolchain is opened for the call.
+    """
+    if prompt_kind(model) != PROMPT_OZ:
+        return [render_prompt(ir) for ir in irs]
+    if compiler is None:
+        from passlm.llvm.backend import InProcessCompiler
+        from passlm.llvm.toolchain import default_toolchain
+
+        with InProcessCompiler(default_toolchain()) as own:
+            contexts = oz_contexts(irs, own)
+    else:
+        contexts = oz_contexts(irs, compiler)
+    return [
+        render_prompt(ir, oz) if oz is not None else None
+        for ir, oz in zip(irs, contexts, strict=True)
+    ]
