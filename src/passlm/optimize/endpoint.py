@@ -1,9 +1,9 @@
 """Pass lists from a model served over HTTP (an OpenAI-compatible ``/v1/completions``, e.g. vLLM).
 
 The server sees the plain prompt a local model would (a served model trained with the -Oz
-context, ``passlm dataset make --oz-context``, is not supported: passlm cannot tell); its text is parsed like local output,
-so an invalid or missing list falls back to ``-Oz``. A reply that is not a completions reply
-is a clear error naming the endpoint, never a traceback.
+context, ``passlm dataset make --oz-context``, is not supported: passlm cannot tell); its text
+is parsed like local output, so an invalid or missing list falls back to ``-Oz``. A reply that
+is not a completions reply is a clear error naming the endpoint, never a traceback.
 """
 
 from __future__ import annotations
