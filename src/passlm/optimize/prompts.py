@@ -13,9 +13,7 @@ from typing import Any
 
 from passlm.data.format import PROMPT_OZ, PROMPT_PLAIN, OzContext, render_prompt
 from passlm.llvm.backend import Compiler, Task
-from passlm.llvm.passes import parse_pass_list
-
-OZ = parse_pass_list("-Oz")
+from passlm.optimize.pipeline import OZ
 
 
 def prompt_kind(model: Any) -> str:
