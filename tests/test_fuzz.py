@@ -19,10 +19,9 @@ from passlm.errors import InputError, InvalidIR, InvalidPassList, PasslmError, U
 from passlm.llvm import ir as irmod
 from passlm.llvm.backend import INVALID_IR, InProcessCompiler, Task
 from passlm.llvm.denylist import parse_denylist
-from passlm.llvm.passes import ALL_ACTIONS, parse_pass_list
+from passlm.llvm.passes import ALL_ACTIONS, OZ, parse_pass_list
 from passlm.llvm.pool import WorkerPool
 
-OZ = parse_pass_list("-Oz")
 TOKENS = ["i32", "i64", "ptr", "%1", "@f", "{", "}", "(", ")", ",", "=", "ret", "br", "label",
           "add", "store", "load", "define", "declare", "!0", "#0", '"', ";", "\n", "noundef"]  # fmt: skip
 

@@ -8,12 +8,12 @@ import pytest
 
 from passlm.errors import PasslmError
 from passlm.llvm.backend import InProcessCompiler
-from passlm.llvm.passes import O_LEVELS, PassList, parse_pass_list
+from passlm.llvm.passes import O_LEVELS, OZ, PassList, parse_pass_list
 from passlm.llvm.pool import WorkerPool
 from passlm.search import space
 from passlm.search.evaluator import Evaluator, Function
 from passlm.search.store import Trial, TrialStore
-from passlm.search.tuner import OZ, Autotuner, TuneConfig, rank
+from passlm.search.tuner import Autotuner, TuneConfig, rank
 
 CONFIG = TuneConfig(trials=100, round_size=20, max_length=6, broadcast=10, block=3, seed=3)
 

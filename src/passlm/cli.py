@@ -1009,11 +1009,11 @@ def dataset_make_cmd(
     workers: Workers = None,
 ) -> None:
     """Render (prompt, answer) examples; drop, never truncate, those over the limits."""
-    from passlm.data.dataset import OZ, dataset_meta, make_dataset, write_dataset
+    from passlm.data.dataset import dataset_meta, make_dataset, write_dataset
     from passlm.data.format import OzContext
     from passlm.llvm.backend import Task
     from passlm.llvm.denylist import load_denylist
-    from passlm.llvm.passes import parse_pass_list
+    from passlm.llvm.passes import OZ, parse_pass_list
     from passlm.llvm.pool import WorkerPool
     from passlm.search.tuned import read_tuned
 

@@ -17,14 +17,13 @@ import pyarrow as pa
 from passlm.corpus.splits import SPLITS
 from passlm.data.format import PROMPT_OZ, PROMPT_PLAIN, OzContext, render_answer, render_prompt
 from passlm.errors import InputError, PasslmError
-from passlm.llvm.passes import PassList, parse_pass_list
+from passlm.llvm.passes import OZ, PassList, parse_pass_list
 from passlm.search.tuned import TunedFunction
 from passlm.tables import read_rows, write_rows
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-OZ = parse_pass_list("-Oz")
 KIND = "dataset"
 SCHEMA = pa.schema(
     [

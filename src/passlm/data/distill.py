@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from passlm.data.dataset import OZ, Example
+from passlm.data.dataset import Example
 from passlm.data.format import parse_prompt, render_answer
 from passlm.llvm.backend import Compiler, Result, Task
+from passlm.llvm.passes import OZ
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,8 @@ from passlm.evaluate.baselines import PopularLists, Retrieval, random_lists
 from passlm.evaluate.metrics import fraction_of, improvement
 from passlm.evaluate.testset import TestFunction
 from passlm.llvm.backend import Compiler, Task
-from passlm.llvm.passes import PassList, parse_pass_list
+from passlm.llvm.passes import OZ, PassList, parse_pass_list
 
-OZ = parse_pass_list("-Oz")
 AUTOTUNER = "autotuner"
 BASELINE, MODEL, REFERENCE = "baseline", "model", "reference"
 # input-size bins (unoptimized instructions), as the paper's Figure 5

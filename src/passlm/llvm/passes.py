@@ -610,6 +610,10 @@ def _check_o_levels(passes: Sequence[str]) -> None:
 
 
 # Registry sections of `opt --print-passes` that list passes (not analyses), by kind.
+# The baseline every strategy, search and report measures against (and compiles anyway).
+OZ: PassList = parse_pass_list("-Oz")
+
+
 _SECTION_KINDS = {
     "Module passes": MODULE,
     "CGSCC passes": CGSCC,

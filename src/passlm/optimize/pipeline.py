@@ -19,11 +19,10 @@ from passlm.llvm.backend import Compiler, Result, Task
 from passlm.llvm.denylist import DenyList
 from passlm.llvm.ir import count_instructions, split_functions
 from passlm.llvm.link import link_functions
-from passlm.llvm.passes import PassList, parse_pass_list
+from passlm.llvm.passes import OZ, PassList, parse_pass_list
 from passlm.llvm.toolchain import Toolchain
 
 NO_PASSES = PassList(())
-OZ = parse_pass_list("-Oz")
 
 PER_FUNCTION = "per-function lists"
 WHOLE_MODULE_OZ = "whole-module -Oz"

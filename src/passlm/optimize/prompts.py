@@ -13,7 +13,7 @@ from typing import Any
 
 from passlm.data.format import PROMPT_OZ, PROMPT_PLAIN, OzContext, render_prompt
 from passlm.llvm.backend import Compiler, Task
-from passlm.optimize.pipeline import OZ
+from passlm.llvm.passes import OZ
 
 
 def prompt_kind(model: Any) -> str:

@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from passlm.data.format import PASSES_CLOSE, PASSES_OPEN, parse_answer, render_prompt
 from passlm.errors import InputError, PasslmError
 from passlm.llvm.denylist import DenyList
-from passlm.llvm.passes import PassList
-from passlm.optimize.pipeline import OZ
+from passlm.llvm.passes import OZ, PassList
 from passlm.optimize.prompts import model_prompts
 
 PREDICT, OZ_BACKUP, SAMPLE, FEEDBACK = "predict", "oz-backup", "sample", "feedback"

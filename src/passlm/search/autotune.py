@@ -13,7 +13,7 @@ from pathlib import Path
 from passlm.corpus.store import CorpusFunction, read_corpus
 from passlm.errors import InputError, PasslmError
 from passlm.llvm.backend import Compiler, Task
-from passlm.llvm.passes import parse_pass_list
+from passlm.llvm.passes import OZ
 from passlm.search.evaluator import Evaluator, Function
 from passlm.search.store import TrialStore
 from passlm.search.tuned import TunedFunction, write_tuned
@@ -30,9 +30,6 @@ def select(functions: Sequence[CorpusFunction], splits: Sequence[str] | None, li
     """The corpus functions to tune: some splits, at most ``limit`` (deterministically)."""
     chosen = [f for f in functions if splits is None or f.split in splits]
     return chosen[:limit] if limit is not None else chosen
-
-
-OZ = parse_pass_list("-Oz")
 
 
 def _final_rows(

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from passlm.llvm.backend import Compiler, Task
-from passlm.llvm.passes import PassList
-from passlm.search.outcomes import OZ, OutcomeTable
+from passlm.llvm.passes import OZ, PassList
+from passlm.search.outcomes import OutcomeTable
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,10 @@ import pyarrow as pa
 from passlm import __version__
 from passlm.errors import InputError
 from passlm.llvm.backend import Compiler, Result, Task
-from passlm.llvm.passes import PassList, parse_pass_list
+from passlm.llvm.passes import OZ, PassList, parse_pass_list
 from passlm.search.features import ir_features, log_counts
 from passlm.search.store import Trial, TrialStore
 from passlm.search.tuned import read_tuned
-from passlm.search.tuner import OZ
 from passlm.tables import read_rows, write_rows
 
 KIND = "outcomes"

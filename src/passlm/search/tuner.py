@@ -19,12 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from passlm.errors import PasslmError
-from passlm.llvm.passes import PassList, parse_pass_list
+from passlm.llvm.passes import OZ, PassList
 from passlm.search import space
 from passlm.search.evaluator import Evaluator, Function
 from passlm.search.store import Trial
 
-OZ = parse_pass_list("-Oz")
 ELITE = 5  # lists that mutations start from
 
 
