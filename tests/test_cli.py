@@ -117,6 +117,8 @@ def test_output_is_not_left_partial_on_error(tmp_path):
         ("strategies.py", ["--model", "NO_MODEL"], "NO_MODEL: no such model directory"),
         ("strategies.py", ["--margin", "banana"], "--margin: expected a number"),
         ("random_seeds.py", ["--margin", "-1"], "--margin: must be at least 0 nats"),
+        ("sample_selection.py", ["--source", "test"], "--source test: expected PATH:SPLIT"),
+        ("sample_selection.py", ["--source", "NO.parquet:test"], "no such file NO.parquet"),
     ],
 )
 def test_benchmark_scripts_report_bad_input_in_one_line(tmp_path, script, args, message):
