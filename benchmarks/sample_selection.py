@@ -41,7 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 from passlm.errors import InputError, PasslmError
-from passlm.evaluate.metrics import fraction_interval, stored_interval
+from passlm.evaluate.metrics import fraction_interval, fraction_of, improvement, stored_interval
 from passlm.files import atomic_write
 
 console = Console(width=140)
@@ -83,7 +83,12 @@ def collect(source: str, shard: int, shards: int, pool_size: int, guided_n: int,
     from passlm.model.constrained import priority_sample
     from passlm.model.generate import prompt_ids
     from passlm.optimize.prompts import model_prompts
-    from passlm.optimize.strategies import _Candidates, constraint_for, guided_search
+    from passlm.optimize.strategies import (
+        _Candidates,
+        constraint_for,
+        parse_strategy,
+        propose_guided,
+    )
     from zero_compile import predicted_after
 
     torch.set_num_threads(1)
@@ -100,7 +105,9 @@ def collect(source: str, shard: int, shards: int, pool_size: int, guided_n: int,
         mine = [f for i, f in enumerate(fns.functions) if i % shards == shard]
         mine = [f for f in mine if f.hash not in done]
         # all functions advance together through the search, one batch per round
-        guided = guided_search(None).run([f.ir for f in mine], guided_n, pool, allows=deny.allows)
+        guided = propose_guided(
+            [f.ir for f in mine], parse_strategy(f"guided-{guided_n}"), pool, denylist=deny
+        )
         flat = [(i, p) for i, lists in enumerate(guided) for p in lists]
         results = pool.run_tasks([Task(mine[i].ir, p) for i, p in flat])
         guided_counts: list[list[int | None]] = [[] for _ in mine]
@@ -181,11 +188,12 @@ def score(rows: list[dict], rule, baselines: dict[str, list[int]]) -> dict:
     oz = [r["oz"] for r in rows]
     ref = [r["autotuner"] for r in rows]
     counts = [rule(r) for r in rows]
-    gain = sum(oz) - sum(ref)
+    found = improvement(oz, counts)
+    share = fraction_of(found.oz_total - found.total, sum(oz) - sum(ref))
     out = {
-        "share": round(100 * (sum(oz) - sum(counts)) / gain, 2) if gain else None,
+        "share": None if share is None else round(100 * share, 2),
         "interval": _points(fraction_interval(oz, counts, ref)),
-        "improved": sum(c < o for c, o in zip(counts, oz, strict=True)),
+        "improved": found.improved,
     }
     for name, base in baselines.items():
         out[f"vs {name}"] = _points(fraction_interval(oz, counts, ref, minus=base))
