@@ -76,6 +76,7 @@ def collect(source: str, shard: int, shards: int, pool_size: int, guided_n: int,
     sys.path.insert(0, str(Path(__file__).parent))
     from passlm.evaluate.testset import load_test_set
     from passlm.llvm.backend import Task
+    from passlm.llvm.cache import CachedCompiler
     from passlm.llvm.denylist import load_denylist
     from passlm.llvm.pool import WorkerPool
     from passlm.llvm.toolchain import default_toolchain
@@ -104,12 +105,14 @@ def collect(source: str, shard: int, shards: int, pool_size: int, guided_n: int,
         fns = load_test_set([path], splits=[split], toolchain=tc, compiler=pool, limit=limit)
         mine = [f for i, f in enumerate(fns.functions) if i % shards == shard]
         mine = [f for f in mine if f.hash not in done]
-        # all functions advance together through the search, one batch per round
+        # all functions advance together through the search, one batch per round; its
+        # compiles are remembered, so the counts below cost nothing more
+        searched = CachedCompiler(pool)
         guided = propose_guided(
-            [f.ir for f in mine], parse_strategy(f"guided-{guided_n}"), pool, denylist=deny
+            [f.ir for f in mine], parse_strategy(f"guided-{guided_n}"), searched, denylist=deny
         )
         flat = [(i, p) for i, lists in enumerate(guided) for p in lists]
-        results = pool.run_tasks([Task(mine[i].ir, p) for i, p in flat])
+        results = searched.run_tasks([Task(mine[i].ir, p) for i, p in flat])
         guided_counts: list[list[int | None]] = [[] for _ in mine]
         for (i, _), r in zip(flat, results, strict=True):
             guided_counts[i].append(r.count if r.ok else None)

@@ -42,6 +42,7 @@ from passlm.evaluate.compare import AUTOTUNER, model_methods, with_matched_basel
 from passlm.evaluate.metrics import fraction_interval, stored_interval
 from passlm.evaluate.report import share_text
 from passlm.evaluate.testset import load_test_set, read_training
+from passlm.llvm.cache import CachedCompiler
 from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
 from passlm.llvm.toolchain import default_toolchain
@@ -78,6 +79,7 @@ def main() -> None:
     model, tok = load(model_dir)
     margin = parse_margin(args.margin, model_dir)
     with WorkerPool(tc, workers=args.workers) as pool:
+        compiler = CachedCompiler(pool)  # what guided-N and feedback-K compile, compiled once
         test = load_test_set(
             [args.tuned], splits=[args.split], toolchain=tc, compiler=pool, limit=args.limit
         )
@@ -88,14 +90,16 @@ def main() -> None:
         )
         deny = load_denylist()
         methods = model_methods(
-            model, tok, fns, strategies, denylist=deny, compiler=pool, margin=margin
+            model, tok, fns, strategies, denylist=deny, compiler=compiler, margin=margin
         )
         if args.feedback_model is not None:
             tuned, tuned_tok = load(args.feedback_model)
             loops = [f"feedback-{k}" for k in args.feedback.split(",")]
             methods += [
                 dataclasses.replace(m, name=f"{m.name} (fine-tuned)")
-                for m in model_methods(tuned, tuned_tok, fns, loops, denylist=deny, compiler=pool)
+                for m in model_methods(
+                    tuned, tuned_tok, fns, loops, denylist=deny, compiler=compiler
+                )
             ]
         training = read_training(args.tuned)  # the tuned file's training split
         popular = PopularLists(training.lists, deny.allows)
@@ -104,7 +108,7 @@ def main() -> None:
         widest = max((m for m in methods if m.name.startswith("sample-")), default=None,
                      key=lambda m: max(map(len, m.candidates), default=0))  # fmt: skip
         ordered, costs = with_matched_baselines(
-            fns, methods, pool, seed=args.seed, popular=popular,
+            fns, methods, compiler, seed=args.seed, popular=popular,
             samples=widest.candidates if widest is not None else None,
         )  # fmt: skip
 

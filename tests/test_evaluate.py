@@ -338,6 +338,12 @@ def test_eval_command_report_by_hand(memorized, examples, tmp_path, toolchain):
     assert all(len(lists) == 2 for lists in picks)
     assert rows["guided-2 (no model)"]["total"] == sum(want)
     assert rows["guided-2 (no model)"]["extra_compiles"] == 2 * len(kept)
+    # compiled while guided-2 picked them: not again when the rows are compared
+    assert report["costs"]["from_memory"] >= 2 * len(kept)
+    assert (
+        f"({report['costs']['from_memory']} of them answered from memory)"
+        in (out / "report.md").read_text()
+    )
     pop = rows["popular lists (sample-2 budget)"]
     assert pop["extra_compiles"] <= rows["sample-2"]["extra_compiles"] and pop["regressed"] == 0
     spent = rows["retrieval (k=1)"]["extra_compiles"]

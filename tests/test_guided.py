@@ -183,3 +183,26 @@ def test_shipped_outcome_table_is_small_and_records_how_it_was_made():
     assert (
         all(deny.allows(p) for p in shipped.lists) and parse_pass_list("-Oz") not in shipped.lists
     )
+
+
+def test_optimize_compiles_guided_picks_once(table, sample_ir, sample_functions, toolchain):
+    """The candidates guided-N compiled while it picked are not compiled again, and the result
+    is the one without the cache."""
+    from passlm.llvm.cache import CachedCompiler
+    from passlm.optimize.pipeline import optimize_ir
+
+    search = GuidedSearch(table)
+    modules, ir = dict(sample_functions), sample_ir
+    with InProcessCompiler(toolchain) as c:
+        plain = Counting(c)
+        picks = search.run(list(modules.values()), 4, plain)
+        expected = optimize_ir(ir, toolchain, plain, picks, modules=modules)
+        assert plain.tasks == 5 * len(modules) + (6 * len(modules) + 2)
+        inner = Counting(c)
+        cached = CachedCompiler(inner, always_ir=True)
+        assert search.run(list(modules.values()), 4, cached) == picks
+        report = optimize_ir(ir, toolchain, cached, picks, modules=modules)
+        # the search's -Oz and picks answer the pipeline's: only the -O0 counts and the whole
+        # module's two compiles are new
+        assert inner.tasks == 5 * len(modules) + (len(modules) + 2)
+    assert report == expected

@@ -271,6 +271,7 @@ def optimize_cmd(
     The model proposes pass lists per function (--strategy); LLVM compiles them and the best is
     kept, never worse than -Oz unless --strategy predict is asked for.
     """
+    from passlm.llvm.cache import CachedCompiler
     from passlm.llvm.denylist import load_denylist
     from passlm.llvm.emit import EMIT_KINDS, text_size
     from passlm.llvm.emit import emit as emit_as
@@ -307,9 +308,9 @@ def optimize_cmd(
         guided_search(table)  # a bad table fails before any work
         label, model_used = f"{spec.name} (outcome table)", table or "shipped outcome table"
 
-        def propose(modules: dict[str, str]):
+        def propose(modules: dict[str, str], compiler):
             return propose_guided(
-                list(modules.values()), spec, pool_of[0], denylist=deny, outcomes=table
+                list(modules.values()), spec, compiler, denylist=deny, outcomes=table
             )
 
     elif endpoint is not None:
@@ -317,7 +318,7 @@ def optimize_cmd(
 
         label, model_used = f"{spec.name} via {endpoint}", endpoint
 
-        def propose(modules: dict[str, str]):
+        def propose(modules: dict[str, str], compiler):
             return propose_remote(endpoint, endpoint_model, list(modules.values()), spec)
 
     elif not no_model:
@@ -330,14 +331,12 @@ def optimize_cmd(
             spec = dataclasses.replace(spec, margin=parse_margin(margin, model_dir))
         label, model_used = f"{spec.name} ({model_dir.name})", str(model_dir)
 
-        def propose(modules: dict[str, str]):
+        def propose(modules: dict[str, str], compiler):
             return model_propose(
-                lm, tok, list(modules.values()), spec, denylist=deny, compiler=pool_of[0]
+                lm, tok, list(modules.values()), spec, denylist=deny, compiler=compiler
             )
 
-    pool_of: list = []  # the compile pool, for strategies that compile while proposing
     with WorkerPool(tc, workers=workers, timeout=timeout, memory_mb=memory_mb) as pool:
-        pool_of.append(pool)
 
         def optimize_one(path: Path, *, check: bool):
             ir = load_ir(path, tc)
@@ -345,11 +344,14 @@ def optimize_cmd(
             if check and not has_main and not batch:
                 raise InputError(f"{path}: --verify needs a program with a main function")
             modules = split_functions(ir, tc)
-            proposals = propose(modules) if propose is not None else None
+            # what the strategy compiles while it proposes (-Oz, its picks, its answers) is
+            # compiled again to choose among the candidates: remember it, per input file
+            compiler = CachedCompiler(pool, always_ir=True)
+            proposals = propose(modules, compiler) if propose is not None else None
             report = optimize_ir(
                 ir,
                 tc,
-                pool,
+                compiler,
                 proposals,
                 modules=modules,
                 strategy=label,

@@ -222,11 +222,18 @@ def to_html(report: dict[str, Any], figures: dict[str, bytes]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _compiles(costs: dict[str, Any]) -> str:
+    text = f"{costs['compiles']:,} compiles"
+    if costs.get("from_memory"):  # reports written before the compile cache have no count
+        text += f" ({costs['from_memory']:,} of them answered from memory)"
+    return text
+
+
 def _provenance(report: dict[str, Any]) -> str:
     return (
         f"Model {report['model']} · {report['test_set']['functions']:,} functions · "
         f"LLVM {report['llvm_version']} · passlm {report['passlm_version']} · "
-        f"{report['costs']['compiles']:,} compiles in {report['costs']['compile_seconds']} s · "
+        f"{_compiles(report['costs'])} in {report['costs']['compile_seconds']} s · "
         f"command: {report['command']}"
     )
 

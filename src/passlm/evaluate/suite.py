@@ -27,6 +27,7 @@ from passlm.evaluate.model_eval import EvalFunction, evaluate_model, summarize
 from passlm.evaluate.quality import taxonomy
 from passlm.evaluate.testset import TestSet
 from passlm.llvm.backend import Compiler
+from passlm.llvm.cache import CachedCompiler
 
 Status = Callable[[str, int, int], None]
 
@@ -56,6 +57,9 @@ def run_suite(
     """The report (a JSON-able dict) and its figures (PNG bytes by file name); ``margin``:
     ``predict``'s, for a second predict row (see :func:`~passlm.evaluate.compare.model_methods`)."""
     functions = test.functions
+    # strategies that compile while they propose (guided-N, feedback-K, the -Oz context) ask
+    # again for what they compiled when their candidates are compared: answered from memory
+    compiler = CachedCompiler(compiler)
     status("model proposals", 0, len(functions))
     methods: list[Method] = model_methods(
         model, tokenizer, functions, strategies, denylist=denylist, compiler=compiler,
@@ -69,9 +73,12 @@ def run_suite(
     if popular is None or not len(popular):
         notes.append("popular-lists baseline left out: no training lists")
     status("compiling", 0, 1)
+    reused = compiler.reused
     results, costs = with_matched_baselines(
         functions, methods, compiler, seed=seed, popular=popular
     )
+    # of costs["compiles"], those compiled earlier in the run (by guided-N, feedback-K, ...)
+    costs["from_memory"] = compiler.reused - reused
     results = [oz_result(functions), *results]
 
     oz = [f.oz_count for f in functions]
