@@ -206,3 +206,38 @@ def test_optimize_compiles_guided_picks_once(table, sample_ir, sample_functions,
         # module's two compiles are new
         assert inner.tasks == 5 * len(modules) + (len(modules) + 2)
     assert report == expected
+
+
+def _picks_by_formula(search: GuidedSearch, irs, n, compiler):
+    """The search as its docstring states it, the whole (train, lists) matrix every time."""
+    out = []
+    for ir in irs:
+        oz = max(compiler.run(ir, "-Oz").count, 1)
+        w = np.exp(
+            search.params.beta * (search._unit(search.table.vector(ir)[None]) @ search.unit.T - 1.0)
+        )
+        w = w[0].astype(np.float32)
+        covered = np.zeros(len(search.savings), dtype=np.float32)
+        picked: list[int] = []
+        for _ in range(n):
+            gain = w @ np.maximum(search.savings - covered[:, None], 0.0)
+            gain[picked] = -1.0
+            j = int(np.argmax(gain))
+            picked.append(j)
+            r = compiler.run(ir, search.lists[j])
+            seen = max((oz - r.count) / oz, -1.0)
+            w = w * np.exp(-np.abs(search.savings[:, j] - seen) / search.params.h)
+            w = w / w.max()
+            covered = np.maximum(covered, search.savings[:, j])
+        out.append([search.lists[j] for j in picked])
+    return out
+
+
+@pytest.mark.parametrize("params", [GuidedParams(), GuidedParams(h=0.2, beta=0.0)])
+def test_picks_are_those_of_the_whole_matrix(table, sample_functions, toolchain, params):
+    """Updating only the rows where some list beats -Oz changes no pick."""
+    search = GuidedSearch(table, params)
+    assert 0 < len(search.gainful) < len(search.savings)  # both kinds of row present
+    irs = list(sample_functions.values())
+    with InProcessCompiler(toolchain) as c:
+        assert search.run(irs, 5, c) == _picks_by_formula(search, irs, 5, c)

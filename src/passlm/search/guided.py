@@ -53,6 +53,10 @@ class GuidedSearch:
         self.params = params or GuidedParams()
         self.lists = list(table.lists)
         self.savings = table.savings()  # (train, lists)
+        # training functions where some list beats -Oz: elsewhere a marginal saving is never
+        # above 0, so the search updates only these rows of its (train, lists) matrix
+        self.gainful = np.flatnonzero((self.savings > 0).any(axis=1))
+        self.gainful_savings = self.savings[self.gainful]
         feats = table.feature_matrix()
         self.mean = feats.mean(0) if len(feats) else feats.sum(0)
         self.std = (feats.std(0) if len(feats) else feats.sum(0)) + 1e-3
@@ -64,6 +68,14 @@ class GuidedSearch:
 
     def __len__(self) -> int:
         return len(self.lists)
+
+    def _gain(self, weights: np.ndarray, covered: np.ndarray, marginal: np.ndarray) -> np.ndarray:
+        """Each list's weighted marginal saving, given the best saving so far on the gainful
+        rows (``covered``). ``marginal`` is the whole (train, lists) matrix of marginal savings,
+        0 outside the gainful rows for good: it is the same matrix as computed whole, so the
+        same sum, but only those rows are written (``benchmarks/guided_search.py``)."""
+        marginal[self.gainful] = np.maximum(self.gainful_savings - covered[:, None], 0.0)
+        return weights @ marginal
 
     def run(
         self,
@@ -90,13 +102,14 @@ class GuidedSearch:
             return picked
         unit = self._unit(np.stack([self.table.vector(irs[i]) for i in live]))
         weights = np.exp(self.params.beta * (unit @ self.unit.T - 1.0)).astype(np.float32)
-        covered = np.zeros((len(live), len(self.savings)), dtype=np.float32)  # best so far
+        # the best saving of the lists picked so far, on the gainful rows
+        covered = np.zeros((len(live), len(self.gainful)), dtype=np.float32)
+        marginal = np.zeros_like(self.savings)
         banned = np.tile(~usable, (len(live), 1))
         for _ in range(min(n, int(usable.sum()))):
             choice = []
             for row in range(len(live)):
-                w = weights[row]
-                gain = w @ np.maximum(self.savings - covered[row][:, None], 0.0)
+                gain = self._gain(weights[row], covered[row], marginal)
                 gain[banned[row]] = -1.0
                 choice.append(int(np.argmax(gain)))  # first maximum: the more popular list
             results = compiler.run_tasks(
@@ -111,5 +124,5 @@ class GuidedSearch:
                 top = w.max()
                 # every training function disagreeing: keep the previous weights, not zeros
                 weights[row] = w / top if top > 0 else weights[row]
-                covered[row] = np.maximum(covered[row], self.savings[:, j])
+                covered[row] = np.maximum(covered[row], self.gainful_savings[:, j])
         return picked
