@@ -13,6 +13,12 @@ before trusting it with a budget of N compiles:
   (those the model already compiled skipped), for every m from 0 (``guided-N``) to N
   (``sample-N``). The guided picks do not see the model's compiles: the table has outcomes
   only for its own lists.
+* **Does a second model add to the first?** With ``--second SAMPLES.json.gz`` (another model's
+  priority samples with their counts, by function hash, as
+  ``reports/model/oz_context/samples.json.gz`` holds the ``-Oz``-context model's): the shipped
+  model's first m samples, then the second model's lists not yet compiled, then, where the
+  second model proposed too few (a prompt too long for it), more of the shipped model's; for
+  every m from 0 to N, on the sources whose every function the file covers.
 
 Every list is compiled once up front (to score the rules, not by them), so each rule is an
 exact replay of what it would have compiled. Shares are of the autotuner's gain, as in
@@ -25,11 +31,13 @@ process (model and compiler, one thread each) per ``--workers``.
         [--source data/tuned.parquet:test --source data/unseen.parquet:heldout ...]
         [--budgets 3,10] [--pool 30] [--keep 3] [--workers 2] [--limit N]
         [--cache runs/sample_selection] [-o reports/optimize/strategies/sample_selection.json]
+        [--second reports/model/oz_context/samples.json.gz]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import subprocess
@@ -180,6 +188,32 @@ def model_then_guided(r: dict, n: int, m: int) -> int:
     return _best(r["oz"], counts)
 
 
+def model_then_second(r: dict, n: int, m: int, second: dict[str, dict]) -> int:
+    """The model's first m samples, the second model's lists, then the model's again, n in all."""
+    other = second[r["hash"]]
+    proposed = [*zip(r["lists"][:m], r["counts"][:m], strict=True),
+                *zip(other["lists"], other["counts"], strict=True),
+                *zip(r["lists"][m:], r["counts"][m:], strict=True)]  # fmt: skip
+    counts: list[int | None] = []
+    seen: set[str] = set()
+    for passes, count in proposed:
+        if len(counts) >= n:
+            break
+        if passes not in seen:
+            seen.add(passes)
+            counts.append(count)
+    return _best(r["oz"], counts)
+
+
+def read_second(path: Path) -> dict[str, dict]:
+    """A second model's samples by function hash, from every split the file holds."""
+    try:
+        data = json.loads(gzip.decompress(path.read_bytes()))
+        return {r["hash"]: r for rows in data.values() for r in rows}
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"--second {path}: not a samples file ({exc})") from None
+
+
 def _points(interval: tuple[float, float] | None) -> list[float] | None:
     """An interval of a share in percent (points), as stored."""
     stored = stored_interval(interval)
@@ -205,8 +239,8 @@ def score(rows: list[dict], rule, baselines: dict[str, list[int]]) -> dict:
     return out
 
 
-def rules_for(n: int, keep: int) -> dict:
-    """Every rule at a budget of n compiles."""
+def rules_for(n: int, keep: int, second: dict[str, dict] | None = None) -> dict:
+    """Every rule at a budget of n compiles (with ``second``: those mixing in its samples)."""
     rules = {
         f"sample-{n}": partial(first_n, n=n),
         f"lowest predicted {n} of the pool": partial(by_predicted, n=n),
@@ -215,6 +249,10 @@ def rules_for(n: int, keep: int) -> dict:
     }
     for m in range(1, n):
         rules[f"model {m} + guided {n - m}"] = partial(model_then_guided, n=n, m=m)
+    if second is not None:
+        for m in range(n):
+            rule = partial(model_then_second, n=n, m=m, second=second)
+            rules[f"model {m} + second model {n - m}"] = rule
     return rules
 
 
@@ -228,6 +266,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--cache", type=Path, default=Path("runs/sample_selection"))
     parser.add_argument("-o", "--output", type=Path, default=None)
+    parser.add_argument("--second", type=Path, default=None, help="another model's samples")
     parser.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # SOURCE@I/N, internal
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -241,6 +280,7 @@ def main() -> None:
     sources = args.source or list(DEFAULT_SOURCES)
     for s in sources:
         _parse_source(s)
+    second = read_second(args.second) if args.second is not None else None
     args.cache.mkdir(parents=True, exist_ok=True)
     extra = ["--pool", str(args.pool), "--budgets", args.budgets, "--cache", str(args.cache)]
     extra += ["--limit", str(args.limit)] if args.limit else []
@@ -254,6 +294,8 @@ def main() -> None:
         if any(w.wait() for w in workers):
             raise PasslmError(f"a worker failed on {source}; run again to resume from {args.cache}")
     report: dict = {"pool": args.pool, "keep": args.keep, "sources": {}}
+    if args.second is not None:
+        report["second"] = str(args.second)
     for source in sources:
         rows = []
         for i in range(args.workers):
@@ -261,13 +303,15 @@ def main() -> None:
             rows += [json.loads(line) for line in path.read_text().splitlines() if line]
         rows.sort(key=lambda r: r["hash"])
         per_budget = {}
+        covered = second is not None and all(r["hash"] in second for r in rows)
         for n in budgets:
             base = {
                 f"sample-{n}": [first_n(r, n) for r in rows],
                 f"guided-{n}": [model_then_guided(r, n, 0) for r in rows],
             }
             per_budget[str(n)] = {
-                name: score(rows, rule, base) for name, rule in rules_for(n, args.keep).items()
+                name: score(rows, rule, base)
+                for name, rule in rules_for(n, args.keep, second if covered else None).items()
             }
         pool = score(rows, partial(first_n, n=args.pool), {})
         report["sources"][source] = {

@@ -119,6 +119,11 @@ def test_output_is_not_left_partial_on_error(tmp_path):
         ("random_seeds.py", ["--margin", "-1"], "--margin: must be at least 0 nats"),
         ("sample_selection.py", ["--source", "test"], "--source test: expected PATH:SPLIT"),
         ("sample_selection.py", ["--source", "NO.parquet:test"], "no such file NO.parquet"),
+        (
+            "sample_selection.py",
+            ["--source", f"{ROOT / 'data' / 'tuned.parquet'}:test", "--second", "NO.json.gz"],
+            "--second NO.json.gz: not a samples file",
+        ),
     ],
 )
 def test_benchmark_scripts_report_bad_input_in_one_line(tmp_path, script, args, message):
