@@ -125,7 +125,7 @@ def collect(source: str, shard: int, shards: int, pool_size: int, guided_n: int,
         for (i, _), r in zip(flat, results, strict=True):
             guided_counts[i].append(r.count if r.ok else None)
         for f, g, g_counts in zip(mine, guided, guided_counts, strict=True):
-            prompt = model_prompts(model, [f.ir], pool)[0]
+            prompt = model_prompts(model, [f.ir], pool, tok)[0]
             kept = _Candidates(deny)
             drawn = (
                 priority_sample(model, tok, prompt, pool_size, constraint=constraint, keep=kept)

@@ -829,6 +829,8 @@ def test_a_model_trained_with_the_oz_context_reads_it_at_every_use(
     strategies then render exactly those prompts (the context compiled for them) and get the
     taught lists back, and a function -Oz cannot compile gets no prompt (so -Oz stands)."""
     from passlm.model.checkpoint import load
+    from passlm.model.config import ANSWER_ROOM
+    from passlm.model.generate import prompt_ids
     from passlm.optimize.prompts import model_prompts, oz_contexts
     from passlm.optimize.strategies import greedy_margins, parse_strategy, propose
 
@@ -861,3 +863,17 @@ def test_a_model_trained_with_the_oz_context_reads_it_at_every_use(
     for lists, greedy in zip(sampled[:-1], taught, strict=True):
         if str(greedy[0]) != "-Oz":
             assert lists[0] == greedy[0]  # the first sample is the greedy answer
+    # a context just too small for the prompt with -Oz's IR, large enough for the plain one:
+    # that function gets the plain prompt where the tokenizer is given, as the strategies give it
+    plain = fmt.render_prompt(irs[0])
+    assert len(prompt_ids(tok, plain)) < len(prompt_ids(tok, rows[0].prompt))
+    room = model.config.max_position_embeddings
+    model.config.max_position_embeddings = len(prompt_ids(tok, plain)) + ANSWER_ROOM
+    try:
+        with InProcessCompiler(toolchain) as c:
+            assert model_prompts(model, irs[:1], c, tok) == [plain]
+            assert model_prompts(model, irs[:1], c) == [rows[0].prompt]  # no tokenizer, no check
+            model.config.max_position_embeddings -= 1  # nor the plain one: decoders return nothing
+            assert model_prompts(model, irs[:1], c, tok) == [plain]
+    finally:
+        model.config.max_position_embeddings = room

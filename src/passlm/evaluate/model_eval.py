@@ -97,7 +97,7 @@ def evaluate_model(
     batch_size: int = 8,
 ) -> list[Outcome]:
     """Greedy answers for ``functions``, compiled; the first ``ir_functions`` also write IR."""
-    made = model_prompts(model, [f.ir for f in functions], compiler)
+    made = model_prompts(model, [f.ir for f in functions], compiler, tokenizer)
     # a function whose -Oz fails keeps the plain prompt: its answer cannot compile either
     prompts = [
         p if p is not None else render_prompt(f.ir) for p, f in zip(made, functions, strict=True)

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 PRESET_DIR = Path(__file__).parent / "presets"
 # Token ids fixed by passlm.model.tokenizer (<s>, </s>, <pad>).
 BOS_ID, EOS_ID, PAD_ID = 0, 1, 2
+# tokens a prompt must leave free in the context for an answer: a short pass list fits
+ANSWER_ROOM = 16
 
 
 @dataclass(frozen=True)

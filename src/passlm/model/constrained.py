@@ -24,7 +24,7 @@ import torch
 from passlm.data.format import PASSES_CLOSE, PASSES_OPEN
 from passlm.errors import PasslmError
 from passlm.llvm.passes import ALL_ACTIONS, O_LEVELS
-from passlm.model.config import BOS_ID
+from passlm.model.config import ANSWER_ROOM, BOS_ID
 
 MAX_PASSES = 24  # longest list decoded (autotuned lists have at most 8 actions)
 
@@ -127,7 +127,7 @@ def priority_sample(
     """
     ids = [BOS_ID, *tokenizer.encode(prompt, add_special_tokens=False).ids]
     context = int(model.config.max_position_embeddings)
-    if len(ids) + 16 > context:
+    if len(ids) + ANSWER_ROOM > context:
         return []
     budget = min(max_new_tokens, context - len(ids))
     # the opener is the only token a constrained answer can start with: it joins the prompt
@@ -200,7 +200,7 @@ def answer_logprobs(
     scoring a short answer such as ``-Oz``'s costs a forward pass of a token or two.
     """
     ids = [BOS_ID, *tokenizer.encode(prompt, add_special_tokens=False).ids]
-    if len(ids) + 16 > int(model.config.max_position_embeddings):
+    if len(ids) + ANSWER_ROOM > int(model.config.max_position_embeddings):
         return None
     forced = [constraint.open_id] if constraint is not None else []
     session = decoding_session(model)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from passlm.data.format import AUX_END, NO_AUX_END, PASSES_CLOSE, PASSES_OPEN
-from passlm.model.config import BOS_ID, EOS_ID, PAD_ID
+from passlm.model.config import ANSWER_ROOM, BOS_ID, EOS_ID, PAD_ID
 from passlm.model.fast import fast_model, greedy
 
 PASSES, HEADER, ANSWER = "passes", "header", "answer"
@@ -54,6 +54,11 @@ def context_size(model) -> int:
 def prompt_ids(tokenizer, prompt: str) -> list[int]:
     """``<s>`` and the prompt's tokens, as in training."""
     return [BOS_ID, *tokenizer.encode(prompt, add_special_tokens=False).ids]
+
+
+def fits(model, tokenizer, prompt: str) -> bool:
+    """Whether ``prompt`` leaves the model room to answer (else every decoder returns nothing)."""
+    return len(prompt_ids(tokenizer, prompt)) + ANSWER_ROOM <= context_size(model)
 
 
 def _stopped(text: str, until: str) -> bool:
@@ -172,7 +177,7 @@ def _generate(
     results: list[Generation | None] = [None] * len(prompts)
     # Prompts that leave room for at least a pass list; longest first, so memory peaks early.
     order = sorted(
-        (i for i, ids in enumerate(encoded) if len(ids) + 16 <= context),
+        (i for i, ids in enumerate(encoded) if len(ids) + ANSWER_ROOM <= context),
         key=lambda i: -len(encoded[i]),
     )
     fast = fast_model(model) if not sample and until != ANSWER else None

@@ -58,7 +58,7 @@ def first_answers(
     not fit, or the model reads the -Oz context and -Oz fails; ``compiler`` makes that context)."""
     from passlm.model.generate import HEADER, generate
 
-    made = model_prompts(model, irs, compiler)
+    made = model_prompts(model, irs, compiler, tokenizer)
     usable = [i for i, p in enumerate(made) if p is not None]
     gens = generate(
         model, tokenizer, [made[i] for i in usable], until=HEADER,

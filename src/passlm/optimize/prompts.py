@@ -4,6 +4,12 @@ A model trained on plain prompts reads the unoptimized IR; one trained with the 
 (``passlm dataset make --oz-context``) also reads what -Oz made of the function, so its prompts
 need an -Oz compile with the IR kept. Every strategy compiles -Oz anyway (it is the baseline and
 is not counted), so the context costs one compile that is never counted either.
+
+The context makes a prompt about twice as long. Where it leaves the model no room to answer, the
+function gets the plain prompt instead (given the tokenizer, which measures it), rather than no
+proposal at all: a model fine-tuned with the context from a plain one still reads plain prompts
+(on the 9 unseen functions too long for the shipped -Oz-context fine-tune, its plain-prompt
+samples saved what the shipped model's did, 178 instructions).
 """
 
 from __future__ import annotations
@@ -32,13 +38,14 @@ def oz_contexts(irs: Sequence[str], compiler: Compiler) -> list[OzContext | None
 
 
 def model_prompts(
-    model: Any, irs: Sequence[str], compiler: Compiler | None = None
+    model: Any, irs: Sequence[str], compiler: Compiler | None = None, tokenizer: Any = None
 ) -> list[str | None]:
     """The prompt ``model`` reads for each function; None where it needs the -Oz context and
     -Oz fails (the function is then left to -Oz, which fails too, by the caller).
 
     ``compiler`` makes the -Oz context; without one, an in-process compiler of the default
-    toolchain is opened for the call.
+    toolchain is opened for the call. With ``tokenizer``, a prompt that the context makes too
+    long for the model is the plain one.
     """
     if prompt_kind(model) != PROMPT_OZ:
         return [render_prompt(ir) for ir in irs]
@@ -50,7 +57,12 @@ def model_prompts(
             contexts = oz_contexts(irs, own)
     else:
         contexts = oz_contexts(irs, compiler)
-    return [
-        render_prompt(ir, oz) if oz is not None else None
-        for ir, oz in zip(irs, contexts, strict=True)
-    ]
+    from passlm.model.generate import fits  # torch: only for a model, which has loaded it
+
+    out: list[str | None] = []
+    for ir, oz in zip(irs, contexts, strict=True):
+        prompt = render_prompt(ir, oz) if oz is not None else None
+        if prompt is not None and tokenizer is not None and not fits(model, tokenizer, prompt):
+            prompt = render_prompt(ir)
+        out.append(prompt)
+    return out

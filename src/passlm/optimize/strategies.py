@@ -228,7 +228,7 @@ def propose(
             constraint=constraint, batch_size=batch_size,
         )  # fmt: skip
         return [_allowed(t.lists, denylist, len(t.lists)) for t in talks]
-    prompts = model_prompts(model, irs, compiler)
+    prompts = model_prompts(model, irs, compiler, tokenizer)
     usable = [i for i, p in enumerate(prompts) if p is not None]
     out: list[list[PassList]] = [[] for _ in irs]  # [] (no prompt): -Oz is used
     if strategy.kind in (PREDICT, OZ_BACKUP):
@@ -310,7 +310,7 @@ def greedy_margins(
     that decide where a margin keeps them. ``compiler`` makes the -Oz context of a model that
     reads one."""
     constraint = constraint_for(tokenizer, denylist)
-    prompts = model_prompts(model, irs, compiler)
+    prompts = model_prompts(model, irs, compiler, tokenizer)
     out: list[tuple[list[PassList], float | None]] = []
     for i, (ir, prompt) in enumerate(zip(irs, prompts, strict=True)):
         if prompt is None:
