@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from passlm.evaluate.testset import load_test_set
+from passlm.files import atomic_write
 from passlm.llvm.backend import Compiler, Result
 from passlm.llvm.cache import CachedCompiler
 from passlm.llvm.denylist import load_denylist
@@ -142,7 +143,7 @@ def main() -> None:
             "rows": rows,
         }
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write(args.output, json.dumps(report, indent=1) + "\n")
         console.print(f"wrote {args.output}")
 
 

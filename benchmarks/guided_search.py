@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from passlm.evaluate.testset import load_test_set
+from passlm.files import atomic_write
 from passlm.llvm.cache import CachedCompiler
 from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
@@ -102,7 +103,7 @@ def main() -> None:
             "same_picks": same,
         }
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write(args.output, json.dumps(report, indent=1) + "\n")
         console.print(f"wrote {args.output}")
 
 

@@ -32,6 +32,7 @@ from rich.table import Table
 from passlm.evaluate.compare import Method, model_methods, random_matched, run_methods
 from passlm.evaluate.metrics import improvement
 from passlm.evaluate.testset import load_test_set
+from passlm.files import atomic_write
 from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
 from passlm.llvm.toolchain import default_toolchain
@@ -112,7 +113,7 @@ def main() -> None:
             "split": args.split, "functions": len(fns), "model": str(model_dir),
             "margin": margin, "rows": rows,
         }  # fmt: skip
-        args.output.write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write(args.output, json.dumps(report, indent=1) + "\n")
         console.print(f"wrote {args.output}")
 
 

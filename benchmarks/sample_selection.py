@@ -175,25 +175,8 @@ def by_predicted(r: dict, n: int, keep: int = 0) -> int:
     return _best(r["oz"], [r["counts"][i] for i in chosen])
 
 
-def model_then_guided(r: dict, n: int, m: int) -> int:
-    """The model's first m samples, then guided picks the model has not compiled, n in all."""
-    counts = list(r["counts"][:m])
-    seen = set(r["lists"][:m])
-    for passes, count in zip(r["guided"], r["guided_counts"], strict=True):
-        if len(counts) >= n:
-            break
-        if passes not in seen:
-            seen.add(passes)
-            counts.append(count)
-    return _best(r["oz"], counts)
-
-
-def model_then_second(r: dict, n: int, m: int, second: dict[str, dict]) -> int:
-    """The model's first m samples, the second model's lists, then the model's again, n in all."""
-    other = second[r["hash"]]
-    proposed = [*zip(r["lists"][:m], r["counts"][:m], strict=True),
-                *zip(other["lists"], other["counts"], strict=True),
-                *zip(r["lists"][m:], r["counts"][m:], strict=True)]  # fmt: skip
+def _first_distinct(r: dict, n: int, proposed) -> int:
+    """The best of the first n distinct lists of ``proposed`` ((list, count) pairs, in order)."""
     counts: list[int | None] = []
     seen: set[str] = set()
     for passes, count in proposed:
@@ -203,6 +186,22 @@ def model_then_second(r: dict, n: int, m: int, second: dict[str, dict]) -> int:
             seen.add(passes)
             counts.append(count)
     return _best(r["oz"], counts)
+
+
+def model_then_guided(r: dict, n: int, m: int) -> int:
+    """The model's first m samples, then guided picks the model has not compiled, n in all."""
+    proposed = [*zip(r["lists"][:m], r["counts"][:m], strict=True),
+                *zip(r["guided"], r["guided_counts"], strict=True)]  # fmt: skip
+    return _first_distinct(r, n, proposed)
+
+
+def model_then_second(r: dict, n: int, m: int, second: dict[str, dict]) -> int:
+    """The model's first m samples, the second model's lists, then the model's again, n in all."""
+    other = second[r["hash"]]
+    proposed = [*zip(r["lists"][:m], r["counts"][:m], strict=True),
+                *zip(other["lists"], other["counts"], strict=True),
+                *zip(r["lists"][m:], r["counts"][m:], strict=True)]  # fmt: skip
+    return _first_distinct(r, n, proposed)
 
 
 def read_second(path: Path) -> dict[str, dict]:

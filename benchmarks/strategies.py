@@ -42,6 +42,7 @@ from passlm.evaluate.compare import AUTOTUNER, model_methods, with_matched_basel
 from passlm.evaluate.metrics import fraction_interval, stored_interval
 from passlm.evaluate.report import share_text
 from passlm.evaluate.testset import load_test_set, read_training
+from passlm.files import atomic_write
 from passlm.llvm.cache import CachedCompiler
 from passlm.llvm.denylist import load_denylist
 from passlm.llvm.pool import WorkerPool
@@ -152,7 +153,7 @@ def main() -> None:
         f" the {AUTOTUNER} row is the tuned file's best lists"
     )
     if args.output:
-        args.output.write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write(args.output, json.dumps(report, indent=1) + "\n")
         console.print(f"wrote {args.output}")
 
 
