@@ -21,8 +21,11 @@ def passlm_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "passlm.cli", *args]
 
 
-def run_passlm(*args: str, cwd: Path | None = None, preexec_fn=None) -> subprocess.CompletedProcess:
-    """Run ``passlm ARGS`` to completion (wide console, so rich does not wrap)."""
+def run_passlm(
+    *args: str, cwd: Path | None = None, preexec_fn=None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``passlm ARGS`` to completion (wide console, so rich does not wrap); ``env``: more
+    environment variables."""
     return subprocess.run(
         passlm_cmd(*args),
         capture_output=True,
@@ -31,7 +34,7 @@ def run_passlm(*args: str, cwd: Path | None = None, preexec_fn=None) -> subproce
         check=False,
         cwd=cwd,
         preexec_fn=preexec_fn,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
 
 

@@ -223,6 +223,28 @@ def test_train_command_end_to_end(tmp_path, examples):
     assert not (tmp_path / "other").exists()  # refused before anything is written
 
 
+@pytest.mark.slow
+def test_training_without_validation_needs_no_llvm(tmp_path, examples):
+    """A GPU machine may have no LLVM: with --eval-functions 0, train never looks for it."""
+    rows = [
+        dataclasses.replace(e, split=s)
+        for e, s in zip(examples, ("train", "train", "val", "train"), strict=True)
+    ]
+    data = tmp_path / "data.parquet"
+    write_dataset(data, rows, {"llvm_version": "19.1.7"})
+    no_llvm = {"PASSLM_LLVM_BIN": str(tmp_path / "no-llvm"), "PASSLM_LIBLLVM": ""}
+    args = ["train", str(data), "--preset", "cpu-tiny", "--steps", "2", "--batch-size", "2",
+            "--block-size", "64", "--warmup", "1", "--device", "cpu"]  # fmt: skip
+    validating = run_passlm(*args, "-o", str(tmp_path / "a"), env=no_llvm)
+    assert validating.returncode == 2 and "not found" in validating.stderr  # LLVM is hidden
+    assert not (tmp_path / "a").exists()  # looked for before anything is written
+    run = tmp_path / "b"
+    proc = run_passlm(*args, "-o", str(run), "--eval-functions", "0", env=no_llvm)
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((run / "model" / "passlm.json").read_text())
+    assert meta["llvm_version"] == "19.1.7"  # the data set's, as with validation
+
+
 def test_training_curve_plot(tmp_path):
     log = tmp_path / LOG_FILE
     ev = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from collections.abc import Callable
@@ -1615,7 +1616,7 @@ def train_cmd(
     ] = None,
 ) -> None:
     """Train a Llama model on a data set (from scratch, or --init to fine-tune); resumable;
-    validates with the compiler."""
+    validates with the compiler (with --eval-functions 0 it needs no LLVM)."""
     from passlm.data.dataset import read_dataset
     from passlm.evaluate.curves import plot_training
     from passlm.evaluate.model_eval import from_examples
@@ -1655,6 +1656,12 @@ def train_cmd(
     ir_only = ir_only or []
     for other in [*datasets[1:], *ir_only]:
         read_dataset(other)  # a bad file fails here, before any tokenizer or checkpoint
+    # one validation function per hash: a winners data set has several answers per function
+    val = from_examples(list({e.hash: e for e in examples if e.split == "val"}.values()))
+    chosen = sample_functions(val, eval_functions, seed)
+    # validation compiles; without it (--eval-functions 0) training needs no LLVM, so it runs
+    # on a GPU machine that has none. Looked up before anything is written.
+    tc = _toolchain() if chosen else None
     if tokenizer is None:
         output.mkdir(parents=True, exist_ok=True)
         tokenizer = output / "tokenizer.json"
@@ -1665,15 +1672,14 @@ def train_cmd(
             save_tokenizer(train_tokenizer(texts, 8192), tokenizer)
             err_console.print(f"trained {tokenizer} on {len(texts)} training functions")
     tok = load_tokenizer(tokenizer)
-    # one validation function per hash: a winners data set has several answers per function
-    val = from_examples(list({e.hash: e for e in examples if e.split == "val"}.values()))
-    chosen = sample_functions(val, eval_functions, seed)
     command = " ".join(["passlm", *sys.argv[1:]])
-    tc = _toolchain()
-    with (
-        WorkerPool(tc, workers=1) as pool,
-        _status_progress() as progress,
-    ):
+    meta = {"command": command}
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if tc is not None:
+            meta["llvm_version"] = tc.version
+            pool = stack.enter_context(WorkerPool(tc, workers=1))
+        progress = stack.enter_context(_status_progress())
         bar = progress.add_task("training", total=steps, status="")
 
         def on_step(record: dict) -> None:
@@ -1691,10 +1697,10 @@ def train_cmd(
             output,
             resume=resume,
             eval_fn=validation_fn(chosen, pool, tok, ir_functions=eval_ir_functions)
-            if chosen
+            if pool is not None
             else None,
             stop_after=stop_after,
-            meta={"command": command, "llvm_version": tc.version},
+            meta=meta,
             on_step=on_step,
             init=init,
             ir_only=ir_only,
