@@ -124,6 +124,16 @@ def test_output_is_not_left_partial_on_error(tmp_path):
             ["--source", f"{ROOT / 'data' / 'tuned.parquet'}:test", "--second", "NO.json.gz"],
             "--second NO.json.gz: not a samples file",
         ),
+        (
+            "device_samples.py",
+            ["prompts", "--model", "M", "--source", "test", "-o", "p.jsonl.gz"],
+            "--source test: expected PATH:SPLIT",
+        ),
+        (
+            "device_samples.py",
+            ["sample", "NO.jsonl.gz", "--model", "a=NO", "-o", "out"],
+            "NO.jsonl.gz: not a gzipped JSON-lines file",
+        ),
     ],
 )
 def test_benchmark_scripts_report_bad_input_in_one_line(tmp_path, script, args, message):

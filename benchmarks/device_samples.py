@@ -1,0 +1,268 @@
+"""Priority samples drawn on a machine without LLVM, then compiled here.
+
+A lent GPU machine has many cores and a GPU but no LLVM, so it can train and sample but not
+compile. This script splits a ``sample-N`` measurement in three:
+
+* ``prompts`` (here, needs LLVM): each function's prompt as the model reads it (with the
+  ``-Oz`` context for a model trained on it: ``passlm.optimize.prompts.model_prompts``, the
+  plain prompt where that one is too long), with its ``-Oz`` and autotuner counts.
+* ``sample`` (anywhere, no LLVM): every model named draws its priority samples for every prompt
+  (``_Candidates``, the filter ``propose`` uses: new lists, not ``-Oz``, allowed by the deny
+  list), one worker process per ``--workers`` on one CPU thread each (the CPU fast path).
+* ``score`` (here, needs LLVM): every sampled list compiled once, and ``sample-k``'s share of
+  the autotuner's gain with its 95% bootstrap interval per split, as ``passlm eval`` reports it;
+  the lists and counts are written in the format of ``reports/model/oz_context/samples.json.gz``
+  (so ``benchmarks/sample_selection.py --second`` reads them).
+
+The lists are those ``passlm eval``'s ``sample-N`` draws for the same model and prompts
+(checked: ``sample`` reproduces the committed held-out samples of the ``-Oz``-context model).
+
+    .venv/bin/python benchmarks/device_samples.py prompts --model DIR -o PROMPTS.jsonl.gz
+        [--source data/tuned.parquet:val --source data/tuned.parquet:heldout ...]
+    python benchmarks/device_samples.py sample PROMPTS.jsonl.gz --model NAME=DIR ...
+        [--n 10] [--workers 14] -o SAMPLES_DIR
+    .venv/bin/python benchmarks/device_samples.py score PROMPTS.jsonl.gz SAMPLES_DIR/NAME.jsonl.gz
+        [-o SUMMARY.json] [--lists SAMPLES.json.gz] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import multiprocessing as mp
+import queue as queue_module
+import time
+from pathlib import Path
+
+from passlm.errors import InputError, PasslmError
+from passlm.files import atomic_write
+
+DEFAULT_SOURCES = (
+    "data/tuned.parquet:val",
+    "data/tuned.parquet:heldout",
+    "data/unseen.parquet:heldout",
+)
+BUDGETS = (1, 3, 10)
+
+
+def _parse_source(text: str) -> tuple[Path, str]:
+    path, _, split = text.rpartition(":")
+    if not path or not split or not Path(path).is_file():
+        raise InputError(f"--source {text}: expected PATH:SPLIT of an existing tuned file")
+    return Path(path), split
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+    except (OSError, EOFError, ValueError) as exc:
+        raise InputError(f"{path}: not a gzipped JSON-lines file ({exc})") from None
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    atomic_write(path, gzip.compress(text.encode(), mtime=0))
+
+
+def _test_sets(sources: list[str], tc, pool, limit: int | None = None) -> dict[str, list]:
+    from passlm.evaluate.testset import load_test_set
+
+    out = {}
+    for source in sources:
+        path, split = _parse_source(source)
+        out[source] = load_test_set(
+            [path], splits=[split], toolchain=tc, compiler=pool, limit=limit
+        ).functions
+    return out
+
+
+def prompts_cmd(args: argparse.Namespace) -> None:
+    """Every function's prompt for ``--model``, with its counts."""
+    from passlm.llvm.pool import WorkerPool
+    from passlm.llvm.toolchain import default_toolchain
+    from passlm.model import load
+    from passlm.optimize.prompts import model_prompts
+
+    sources = args.source or list(DEFAULT_SOURCES)
+    for source in sources:
+        _parse_source(source)  # a bad one fails before the model loads
+    model, tok = load(args.model)
+    tc = default_toolchain()
+    rows = []
+    with WorkerPool(tc, workers=args.workers) as pool:
+        for source, functions in _test_sets(sources, tc, pool, args.limit).items():
+            prompts = model_prompts(model, [f.ir for f in functions], pool, tok)
+            for f, prompt in zip(functions, prompts, strict=True):
+                rows.append({
+                    "split": source, "hash": f.hash, "source": f.source, "oz": f.oz_count,
+                    "best": min(f.best_count, f.oz_count), "prompt": prompt,
+                })  # fmt: skip
+            print(f"{source}: {len(functions)} prompts", flush=True)
+    _write_jsonl(args.output, rows)
+    print(f"wrote {args.output} ({len(rows)} prompts)")
+
+
+def _sample_shard(
+    model_dir: str, prompts: list[tuple[int, str | None]], n: int, out: mp.Queue
+) -> None:
+    """One worker: each prompt's lists, as (index, lists), then None."""
+    import torch
+
+    from passlm.llvm.denylist import load_denylist
+    from passlm.model import load
+    from passlm.model.constrained import priority_sample
+    from passlm.optimize.strategies import _Candidates, constraint_for
+
+    torch.set_num_threads(1)
+    model, tok = load(model_dir)
+    deny = load_denylist()
+    constraint = constraint_for(tok, deny)
+    for i, prompt in prompts:
+        kept = _Candidates(deny)
+        if prompt is not None:
+            priority_sample(model, tok, prompt, n, constraint=constraint, keep=kept)
+        out.put((i, [str(p) for p in kept.lists]))
+    out.put(None)
+
+
+def sample_cmd(args: argparse.Namespace) -> None:
+    """Every model's ``n`` priority samples for every prompt."""
+    rows = _read_jsonl(args.prompts)
+    args.output.mkdir(parents=True, exist_ok=True)
+    ctx = mp.get_context("spawn")
+    for spec in args.model:
+        name, _, model_dir = spec.partition("=")
+        if not model_dir or not Path(model_dir, "passlm.json").is_file():
+            raise InputError(f"--model {spec}: expected NAME=DIR of a passlm model")
+        # longest prompts first, dealt round-robin, so the workers finish together
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]["prompt"] or ""))
+        queue: mp.Queue = ctx.Queue()
+        shards = [[(i, rows[i]["prompt"]) for i in order[w :: args.workers]]
+                  for w in range(args.workers)]  # fmt: skip
+        workers = [
+            ctx.Process(target=_sample_shard, args=(model_dir, shard, args.n, queue))
+            for shard in shards
+        ]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        lists: dict[int, list[str]] = {}
+        running = len(workers)
+        while running:
+            try:
+                got = queue.get(timeout=5)
+            except queue_module.Empty:  # a worker that died sends no end mark
+                if any(w.exitcode for w in workers):
+                    break
+                continue
+            if got is None:
+                running -= 1
+                continue
+            lists[got[0]] = got[1]
+            if len(lists) % 500 == 0:
+                print(f"{name}: {len(lists)}/{len(rows)}", flush=True)
+        for w in workers:
+            w.join(timeout=60)
+        if any(w.exitcode for w in workers) or len(lists) != len(rows):
+            raise PasslmError(f"{name}: a sampling worker failed")
+        seconds = time.perf_counter() - start
+        out = args.output / f"{name}.jsonl.gz"
+        _write_jsonl(out, [{"hash": r["hash"], "split": r["split"], "lists": lists[i]}
+                           for i, r in enumerate(rows)])  # fmt: skip
+        print(
+            f"{name}: {len(rows)} functions in {seconds:.0f} s with {args.workers} workers: {out}"
+        )
+
+
+def score_cmd(args: argparse.Namespace) -> None:
+    """Compile every sampled list once; sample-k's share of the autotuner's gain per split."""
+    from passlm.evaluate.metrics import (
+        fraction_interval,
+        fraction_of,
+        improvement,
+        stored_interval,
+    )
+    from passlm.llvm.backend import Task
+    from passlm.llvm.passes import parse_pass_list
+    from passlm.llvm.pool import WorkerPool
+    from passlm.llvm.toolchain import default_toolchain
+
+    rows = _read_jsonl(args.prompts)
+    samples = {(s["split"], s["hash"]): s["lists"] for s in _read_jsonl(args.samples)}
+    missing = [r for r in rows if (r["split"], r["hash"]) not in samples]
+    if missing:
+        raise InputError(f"{args.samples}: no samples for {len(missing)} of {len(rows)} prompts")
+    tc = default_toolchain()
+    splits = list(dict.fromkeys(r["split"] for r in rows))
+    summary: dict = {"samples": str(args.samples), "prompts": str(args.prompts), "splits": {}}
+    stored: dict[str, list[dict]] = {}
+    with WorkerPool(tc, workers=args.workers) as pool:
+        functions = _test_sets(splits, tc, pool)
+        for split in splits:
+            ir = {f.hash: f.ir for f in functions[split]}
+            mine = [r for r in rows if r["split"] == split]
+            tasks = [(r, parse_pass_list(p)) for r in mine for p in samples[(split, r["hash"])]]
+            results = pool.run_tasks([Task(ir[r["hash"]], p) for r, p in tasks])
+            counts: dict[str, list[int | None]] = {r["hash"]: [] for r in mine}
+            for (r, _), res in zip(tasks, results, strict=True):
+                counts[r["hash"]].append(res.count if res.ok else None)
+            oz = [r["oz"] for r in mine]
+            ref = [r["best"] for r in mine]
+            per_k = {}
+            for k in BUDGETS:
+                got = [min([c for c in counts[r["hash"]][:k] if c is not None] + [r["oz"]])
+                       for r in mine]  # fmt: skip
+                found = improvement(oz, got)
+                share = fraction_of(found.oz_total - found.total, sum(oz) - sum(ref))
+                interval = stored_interval(fraction_interval(oz, got, ref))
+                per_k[f"sample-{k}"] = {
+                    "share": None if share is None else round(100 * share, 2),
+                    "interval": None if interval is None else [round(100 * v, 2) for v in interval],
+                    "improved": found.improved,
+                }
+            summary["splits"][split] = {"functions": len(mine), **per_k}
+            print(split, json.dumps(per_k), flush=True)
+            stored[split] = [
+                {"hash": r["hash"], "source": r["source"], "oz": r["oz"], "best": r["best"],
+                 "lists": samples[(split, r["hash"])], "counts": counts[r["hash"]]}
+                for r in mine
+            ]  # fmt: skip
+    if args.lists is not None:
+        atomic_write(args.lists, gzip.compress(json.dumps(stored).encode(), mtime=0))
+    if args.output is not None:
+        atomic_write(args.output, json.dumps(summary, indent=1) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prompts")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--source", action="append")
+    p.add_argument("--limit", type=int, help="only the first N functions of each source")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.set_defaults(run=prompts_cmd)
+    s = sub.add_parser("sample")
+    s.add_argument("prompts", type=Path)
+    s.add_argument("--model", action="append", required=True, help="NAME=DIR")
+    s.add_argument("--n", type=int, default=10)
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("-o", "--output", type=Path, required=True)
+    s.set_defaults(run=sample_cmd)
+    c = sub.add_parser("score")
+    c.add_argument("prompts", type=Path)
+    c.add_argument("samples", type=Path)
+    c.add_argument("--workers", type=int, default=2)
+    c.add_argument("-o", "--output", type=Path)
+    c.add_argument("--lists", type=Path, help="write the lists and counts here")
+    c.set_defaults(run=score_cmd)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    from passlm.cli import report_errors
+
+    report_errors(main)
