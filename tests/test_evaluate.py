@@ -260,6 +260,11 @@ def test_training_curve_plot(tmp_path):
     log.write_text("".join(json.dumps(x) + "\n" for x in lines))
     png = plot_training(log, tmp_path / "curve.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+    width = int.from_bytes(png.read_bytes()[16:20], "big")  # the IHDR chunk
+    # without validation records only the loss is drawn, not three empty panels
+    log.write_text("".join(json.dumps(x) + "\n" for x in lines[:-1]))
+    alone = plot_training(log, tmp_path / "loss.png")
+    assert int.from_bytes(alone.read_bytes()[16:20], "big") < width / 2
 
 
 @pytest.mark.slow

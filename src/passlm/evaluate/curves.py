@@ -36,7 +36,9 @@ def plot_training(log_path: str | Path, png_path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     steps, evals = read_log(log_path)
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    # a run that validated nothing (--eval-functions 0) has only its loss to draw
+    fig, axes = plt.subplots(1, 4 if evals else 1, figsize=(16, 3.6) if evals else (5, 3.6))
+    axes = list(axes) if evals else [axes]
     if steps:
         xs = [r["step"] for r in steps]
         losses = [r["loss"] for r in steps]
@@ -44,29 +46,8 @@ def plot_training(log_path: str | Path, png_path: str | Path) -> Path:
         axes[0].plot(xs, _smooth(losses, 25), color="#4c72b0")
     axes[0].set_title("training loss (answer tokens)")
     axes[0].set_yscale("log")
-    ex = [r["step"] for r in evals]
-
-    def series(key: str, scale: float = 1.0) -> list[float]:
-        return [
-            float("nan") if r["eval"].get(key) is None else r["eval"][key] * scale for r in evals
-        ]
-
-    axes[1].plot(ex, [100 * r["eval"]["model"]["overall"] for r in evals], "o-", label="model")
-    axes[1].plot(
-        ex, [100 * r["eval"]["autotuner"]["overall"] for r in evals], "--", label="autotuner"
-    )
-    axes[1].axhline(0, color="black", linewidth=0.6)
-    axes[1].set_title("improvement over -Oz (%), greedy, validation")
-    axes[1].legend(fontsize=8)
-    axes[2].plot(ex, series("count_mape_before"), "o-", label="before")
-    axes[2].plot(ex, series("count_mape_after"), "o-", label="after")
-    axes[2].set_title("instruction count error (MAPE %)")
-    axes[2].legend(fontsize=8)
-    axes[3].plot(ex, series("ir_parses_pct"), "o-", label="parses")
-    axes[3].plot(ex, series("ir_exact_pct"), "o-", label="exact match")
-    axes[3].plot(ex, series("ir_bleu", 100), "o-", label="BLEU x100")
-    axes[3].set_title("generated IR (%)")
-    axes[3].legend(fontsize=8)
+    if evals:
+        _plot_evals(axes[1:], evals)
     for ax in axes:
         ax.set_xlabel("step")
     fig.tight_layout()
@@ -75,3 +56,29 @@ def plot_training(log_path: str | Path, png_path: str | Path) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _plot_evals(axes, evals: list[dict]) -> None:
+    """The validation panels: improvement over -Oz, count error, generated IR."""
+    ex = [r["step"] for r in evals]
+
+    def series(key: str, scale: float = 1.0) -> list[float]:
+        return [
+            float("nan") if r["eval"].get(key) is None else r["eval"][key] * scale for r in evals
+        ]
+
+    gain, error, ir = axes
+    gain.plot(ex, [100 * r["eval"]["model"]["overall"] for r in evals], "o-", label="model")
+    gain.plot(ex, [100 * r["eval"]["autotuner"]["overall"] for r in evals], "--", label="autotuner")
+    gain.axhline(0, color="black", linewidth=0.6)
+    gain.set_title("improvement over -Oz (%), greedy, validation")
+    gain.legend(fontsize=8)
+    error.plot(ex, series("count_mape_before"), "o-", label="before")
+    error.plot(ex, series("count_mape_after"), "o-", label="after")
+    error.set_title("instruction count error (MAPE %)")
+    error.legend(fontsize=8)
+    ir.plot(ex, series("ir_parses_pct"), "o-", label="parses")
+    ir.plot(ex, series("ir_exact_pct"), "o-", label="exact match")
+    ir.plot(ex, series("ir_bleu", 100), "o-", label="BLEU x100")
+    ir.set_title("generated IR (%)")
+    ir.legend(fontsize=8)
