@@ -13,7 +13,10 @@ decoding loop), the -Oz compile in process (parse, clone, run, count), and the s
 are timed function by function in turn (the model and LLVM alternating in one process), so a
 change in the machine's speed falls on them alike; the -Oz compiles are also timed one after
 another, where LLVM stays in the CPU's caches (the lower bound of a compile, and the stricter
-ratio).
+ratio). Every row reads the prompt the model reads (``model_prompts``): for a model trained with
+the ``-Oz`` output in its prompt, that output, whose compile (``-Oz`` with its IR kept) is then
+timed in turn too, and ``predict`` with it is the sum of the two (``passlm optimize`` compiles
+``-Oz`` for every function anyway, as its baseline).
 
     .venv/bin/python benchmarks/latency.py [--tuned data/tuned.parquet] [--sample 100]
 """
@@ -32,13 +35,14 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from passlm.data.format import render_prompt
+from passlm.data.format import PROMPT_OZ, OzContext, render_prompt
 from passlm.llvm.backend import InProcessCompiler, SubprocessCompiler
 from passlm.llvm.toolchain import default_toolchain
 from passlm.model import default_model_dir, load
 from passlm.model.constrained import PassListConstraint, priority_sample
 from passlm.model.fast import bf16_matmuls, fast_model
 from passlm.model.generate import PASSES, generate, prompt_ids
+from passlm.optimize.prompts import model_prompts, prompt_kind
 from passlm.optimize.strategies import greedy_margin
 
 console = Console(width=110)
@@ -75,26 +79,37 @@ def main() -> None:
     constraint = PassListConstraint(tok)
     tc = default_toolchain()
     sizes = [r["o0_count"] for r in rows]
+    inproc = InProcessCompiler(tc, cache_size=1)
+    # the prompts the model reads: with the -Oz output for a model trained on it (the plain
+    # prompt where that one leaves no room to answer), as every strategy builds them
+    prompt_of = dict(zip(irs, model_prompts(model, irs, inproc, tok), strict=True))
+    irs = [ir for ir in irs if prompt_of[ir] is not None]
+    tokens = [len(prompt_ids(tok, prompt_of[ir])) for ir in irs]
     console.print(
-        f"{len(rows)} {args.split} functions (instructions median {statistics.median(sizes):.0f}, "
-        f"max {max(sizes)}); model {model_dir}; {args.threads} torch threads; LLVM {tc.version}"
+        f"{len(irs)} {args.split} functions (instructions median {statistics.median(sizes):.0f}, "
+        f"max {max(sizes)}); model {model_dir}, prompt {prompt_kind(model)} (median "
+        f"{statistics.median(tokens):.0f} tokens); {args.threads} torch threads; LLVM {tc.version}"
     )
 
     def predict(ir: str) -> None:
-        generate(model, tok, [render_prompt(ir)], until=PASSES, constraint=constraint)
+        generate(model, tok, [prompt_of[ir]], until=PASSES, constraint=constraint)
 
     def predict_sure(ir: str) -> None:  # the greedy list and its margin over -Oz's answer
-        greedy_margin(model, tok, ir, constraint=constraint)
+        greedy_margin(model, tok, ir, constraint=constraint, prompt=prompt_of[ir])
 
     def predict_alone(ir: str) -> None:  # no draft from the function before
         fast.last_answer = []
         predict(ir)
 
     def prompt_pass(ir: str) -> None:
-        fast.prefill([*prompt_ids(tok, render_prompt(ir)), constraint.open_id], constraint.first)
+        fast.prefill([*prompt_ids(tok, prompt_of[ir]), constraint.open_id], constraint.first)
 
     def sample10(ir: str) -> None:
-        priority_sample(model, tok, render_prompt(ir), 10, constraint=constraint)
+        priority_sample(model, tok, prompt_of[ir], 10, constraint=constraint)
+
+    def oz_context(ir: str) -> None:  # what a model that reads -Oz's output needs first
+        result = inproc.run(ir, "-Oz", want_ir=True)
+        render_prompt(ir, OzContext(result.count, result.ir))
 
     def both_ways(fn, items) -> tuple[list[float], list[float]]:
         model.passlm_fast = True
@@ -116,7 +131,6 @@ def main() -> None:
     console.print(
         f"fast path: matmuls in {fast.dtype} (bf16 matmuls on this CPU: {bf16_matmuls()})"
     )
-    inproc = InProcessCompiler(tc, cache_size=1)
 
     def oz_compile(ir: str) -> None:
         inproc.run(ir, "-Oz", want_ir=False)
@@ -127,12 +141,15 @@ def main() -> None:
     # predict with and without the draft and the -Oz compile interleaved, function by
     # function, so drift in the machine's speed falls on all three alike (the draft is the
     # function before's answer either way)
-    one, sure, alone, oz = [], [], [], []
+    one, sure, alone, oz, context = [], [], [], [], []
+    reads_oz = prompt_kind(model) == PROMPT_OZ
     for ir in irs:
         one += timed(predict, [ir], cold)
         sure += timed(predict_sure, [ir], cold)
         alone += timed(predict_alone, [ir], cold)
         oz += timed(oz_compile, [ir])
+        if reads_oz:
+            context += timed(oz_context, [ir])
     # the same compiles one after another: LLVM's code and data stay in the caches, which the
     # model's forward pass otherwise evicts between two compiles
     oz_hot = timed(oz_compile, irs)
@@ -141,14 +158,14 @@ def main() -> None:
     predict(irs[0])
     one_hf = timed(predict, irs)
     start = time.perf_counter()
-    generate(model, tok, [render_prompt(ir) for ir in irs], until=PASSES, constraint=constraint)
+    generate(model, tok, [prompt_of[ir] for ir in irs], until=PASSES, constraint=constraint)
     batched = (time.perf_counter() - start) / len(irs)
     model.passlm_fast = True
     prompt_pass(irs[0])
     forward = timed(prompt_pass, irs, cold)
     few = irs[: args.sample_functions]
     s10, s10_hf = both_ways(sample10, few)
-    prompts = [render_prompt(ir) for ir in irs]
+    prompts = [prompt_of[ir] for ir in irs]
     lists = [g.text for g in generate(model, tok, prompts, until=PASSES, constraint=constraint)]
     model.passlm_fast = False
     same = sum(
@@ -164,8 +181,15 @@ def main() -> None:
     for col in ("what", "median", "mean", "x -Oz in turn", "x -Oz in a row"):
         table.add_column(col, justify="left" if col == "what" else "right")
     oz_median, hot_median = statistics.median(oz), statistics.median(oz_hot)
+    with_context = (
+        [("predict and its -Oz context compiled first, in turn (fast path)",
+          [a + b for a, b in zip(one, context, strict=True)]),
+         ("the -Oz context alone (-Oz with its IR, the prompt), in turn", context)]
+        if reads_oz else []
+    )  # fmt: skip
     for name, values in (
         ("predict (passlm fast path)", one),
+        *with_context,
         ("predict with a margin over -Oz (fast path)", sure),
         ("predict (fast path), no draft from the function before", alone),
         ("predict (transformers), batch 1", one_hf),
