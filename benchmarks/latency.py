@@ -35,7 +35,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from passlm.data.format import PROMPT_OZ, OzContext, render_prompt
+from passlm.data.format import PROMPT_PLAIN, OzContext, render_prompt
 from passlm.llvm.backend import InProcessCompiler, SubprocessCompiler
 from passlm.llvm.toolchain import default_toolchain
 from passlm.model import default_model_dir, load
@@ -109,7 +109,7 @@ def main() -> None:
 
     def oz_context(ir: str) -> None:  # what a model that reads -Oz's output needs first
         result = inproc.run(ir, "-Oz", want_ir=True)
-        render_prompt(ir, OzContext(result.count, result.ir))
+        render_prompt(ir, OzContext(result.count, result.ir), prompt_kind(model))
 
     def both_ways(fn, items) -> tuple[list[float], list[float]]:
         model.passlm_fast = True
@@ -142,7 +142,7 @@ def main() -> None:
     # function, so drift in the machine's speed falls on all three alike (the draft is the
     # function before's answer either way)
     one, sure, alone, oz, context = [], [], [], [], []
-    reads_oz = prompt_kind(model) == PROMPT_OZ
+    reads_oz = prompt_kind(model) != PROMPT_PLAIN
     for ir in irs:
         one += timed(predict, [ir], cold)
         sure += timed(predict_sure, [ir], cold)

@@ -240,6 +240,23 @@ def test_prompt_with_the_oz_context_keeps_the_ir_first():
     assert fmt.parse_prompt(prompt) == IR  # the unoptimized IR, not -Oz's
 
 
+def test_the_oz_summary_is_one_line_of_blocks_and_opcode_counts():
+    oz_ir = (
+        "define i32 @f(ptr %0) {\n  %2 = load i32, ptr %0, align 4\n  %3 = add i32 %2, 1\n"
+        "  %4 = load i32, ptr %0, align 4\n  br label %5\n\n5:\n  ret i32 %3\n}\n"
+    )
+    assert fmt.oz_summary(oz_ir) == "2 blocks; 2 load, 1 add, 1 br, 1 ret"
+    prompt = fmt.render_prompt(IR, fmt.OzContext(5, oz_ir), fmt.PROMPT_OZ_SUMMARY)
+    assert (
+        prompt
+        == fmt.render_prompt(IR)
+        + "-Oz gives 5 instructions: 2 blocks; 2 load, 1 add, 1 br, 1 ret\n"
+    )
+    assert fmt.parse_prompt(prompt) == IR
+    with pytest.raises(ValueError, match="no -Oz context"):
+        fmt.render_prompt(IR, fmt.OzContext(5, oz_ir), fmt.PROMPT_PLAIN)
+
+
 def test_make_dataset_with_the_oz_context_puts_it_in_every_prompt():
     context = {r.hash: fmt.OzContext(r.oz_count, f"; oz of {r.function}\n") for r in ROWS}
     examples, report = make_dataset(ROWS, oz_context=context)
@@ -250,6 +267,13 @@ def test_make_dataset_with_the_oz_context_puts_it_in_every_prompt():
     assert all(e.prompt == fmt.render_prompt(ir_of[e.hash], context[e.hash]) for e in examples)
     with pytest.raises(InputError, match="no -Oz output"):
         make_dataset(ROWS, oz_context={})
+    short, short_report = make_dataset(ROWS, oz_context=context, oz_summary=True)
+    assert short_report.prompt == fmt.PROMPT_OZ_SUMMARY
+    assert [e.answer for e in short] == [e.answer for e in plain]
+    assert all(
+        e.prompt == fmt.render_prompt(ir_of[e.hash], context[e.hash], fmt.PROMPT_OZ_SUMMARY)
+        for e in short
+    )
 
 
 def test_deny_listed_best_lists_are_answered_with_oz():
@@ -407,6 +431,18 @@ def test_cli_dataset_make_winners_compiles_the_popular_lists(tmp_path):
         head, context = e.prompt.split(fmt.OZ_CONTEXT)
         assert head == fmt.render_prompt(fmt.parse_prompt(e.prompt))
         assert context.startswith(f"{oz}{fmt.OZ_CONTEXT_END}\n<code>\n") and "define" in context
+    # --oz-summary: the same context in one line
+    res = passlm("--no-aux", "--oz-summary", "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    examples, meta = read_dataset(out)
+    assert meta["prompt"] == fmt.PROMPT_OZ_SUMMARY
+    for e, oz in zip(examples, (10, 16), strict=True):
+        head, context = e.prompt.split(fmt.OZ_CONTEXT)
+        assert head == fmt.render_prompt(fmt.parse_prompt(e.prompt))
+        assert context.startswith(f"{oz}{fmt.OZ_CONTEXT_END} ") and context.count("\n") == 1
+        assert " blocks; " in context and "define" not in context
+    res = passlm("--oz-context", "--oz-summary")
+    assert res.returncode == 2 and "choose one" in res.stderr
     res = passlm("--winners", "2")
     assert res.returncode == 2 and "--no-aux" in res.stderr
 

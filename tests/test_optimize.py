@@ -150,3 +150,20 @@ def test_emit_kinds_and_text_size(tmp_path, toolchain):
     assert 0 < text_size(ir, toolchain) < 2000
     bad = run("optimize", str(FIXTURES / "sample.c"), "--no-model", "--emit", "exe")
     assert bad.returncode == 2 and "--emit: expected one of ll, bc, obj" in bad.stderr
+
+
+def test_a_model_trained_on_the_oz_summary_reads_it_in_one_line(toolchain):
+    """model_prompts gives a model of the summary kind -Oz's count and make-up, not its IR."""
+    from passlm.data import format as fmt
+    from passlm.llvm.backend import InProcessCompiler
+    from passlm.model import default_model_dir, load
+    from passlm.optimize.prompts import model_prompts, oz_contexts
+
+    model, tok = load(default_model_dir())
+    model.passlm_prompt = fmt.PROMPT_OZ_SUMMARY
+    ir = next(iter(split_functions(load_ir(FIXTURES / "sample.c", toolchain), toolchain).values()))
+    with InProcessCompiler(toolchain) as c:
+        (context,) = oz_contexts([ir], c)
+        (prompt,) = model_prompts(model, [ir], c, tok)
+    assert prompt == fmt.render_prompt(ir, context, fmt.PROMPT_OZ_SUMMARY)
+    assert prompt.count("\n") == fmt.render_prompt(ir).count("\n") + 1

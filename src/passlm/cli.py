@@ -1009,6 +1009,14 @@ def dataset_make_cmd(
             "a model trained on them reads at every use (one -Oz compile, never counted).",
         ),
     ] = False,
+    oz_summary: Annotated[
+        bool,
+        typer.Option(
+            "--oz-summary",
+            help="As --oz-context, but one line: -Oz's count, blocks and opcode counts "
+            "instead of its IR (a prompt about as short as the plain one).",
+        ),
+    ] = False,
     workers: Workers = None,
 ) -> None:
     """Render (prompt, answer) examples; drop, never truncate, those over the limits."""
@@ -1033,6 +1041,9 @@ def dataset_make_cmd(
         raise InputError("--winners answers carry no optimized IR: add --no-aux")
     if winners and canonical:
         raise InputError("--winners and --canonical are two ways to label: choose one")
+    if oz_context and oz_summary:
+        raise InputError("--oz-context and --oz-summary are two -Oz contexts: choose one")
+    summary, oz_context = oz_summary, oz_context or oz_summary
     rows, tuned_meta = read_tuned(tuned)
     if oz_context:  # a function -Oz failed on has no -Oz context to show
         rows = [r for r in rows if r.oz_count >= 0]
@@ -1077,6 +1088,7 @@ def dataset_make_cmd(
         oz_context={h: OzContext(need[h].oz_count, ir) for h, ir in oz_of.items()}
         if oz_context
         else None,
+        oz_summary=summary,
     )
     meta = dataset_meta(
         tuned_meta, report, tuned_path=str(tuned), command=" ".join(["passlm", *sys.argv[1:]])

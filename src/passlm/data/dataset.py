@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from passlm.corpus.splits import SPLITS
-from passlm.data.format import PROMPT_OZ, PROMPT_PLAIN, OzContext, render_answer, render_prompt
+from passlm.data.format import (
+    PROMPT_OZ,
+    PROMPT_OZ_SUMMARY,
+    PROMPT_PLAIN,
+    OzContext,
+    render_answer,
+    render_prompt,
+)
 from passlm.errors import InputError, PasslmError
 from passlm.llvm.passes import OZ, PassList, parse_pass_list
 from passlm.search.tuned import TunedFunction
@@ -108,6 +115,7 @@ def _render(
     oz_ir: Mapping[str, str] | None,
     denied: Mapping[str, str] | None = None,
     oz_context: Mapping[str, OzContext] | None = None,
+    oz_kind: str = PROMPT_OZ,
 ) -> tuple[str, str, PassList]:
     """(prompt, answer, the answer's pass list) for one tuned function."""
     if denied is not None and row.hash in denied:
@@ -131,7 +139,8 @@ def _render(
         context = oz_context.get(row.hash)
         if context is None:
             raise InputError(f"{row.function} ({row.hash}): no -Oz output for its prompt")
-    return render_prompt(row.ir, context), render_answer(passes, row.o0_count, count, ir), passes
+    prompt = render_prompt(row.ir, context, oz_kind)
+    return prompt, render_answer(passes, row.o0_count, count, ir), passes
 
 
 def winning_lists(
@@ -169,6 +178,7 @@ def make_dataset(
     winners: Mapping[str, Sequence[tuple[PassList, int]]] | None = None,
     winner_ir: Mapping[tuple[str, PassList], str] | None = None,
     oz_context: Mapping[str, OzContext] | None = None,
+    oz_summary: bool = False,
 ) -> tuple[list[Example], DatasetReport]:
     """Render one example per tuned function, dropping those longer than the limits.
 
@@ -186,7 +196,8 @@ def make_dataset(
     suits the code, not one tie-break (answers without the optimized IR, unless ``winner_ir``
     holds it for every (function hash, list) answered: ``aux`` needs it). ``oz_context``
     (function hash -> what -Oz made of it, for every function): prompts carry the -Oz context
-    (:data:`passlm.data.format.PROMPT_OZ`).
+    (:data:`passlm.data.format.PROMPT_OZ`; with ``oz_summary``, its one-line summary instead,
+    :data:`~passlm.data.format.PROMPT_OZ_SUMMARY`).
     Examples come in corpus order: split (train, val, test, heldout), source, file, function.
     """
     for name, limit in (("max_tokens", max_tokens), ("max_chars", max_chars)):
@@ -211,7 +222,8 @@ def make_dataset(
     rows = sorted(
         tuned_rows, key=lambda r: (_split_order(r.split), r.split, r.source, r.file, r.function)
     )
-    answered = [_render(r, aux, oz_ir, denied, oz_context) for r in rows]
+    oz_kind = PROMPT_OZ_SUMMARY if oz_summary else PROMPT_OZ
+    answered = [_render(r, aux, oz_ir, denied, oz_context, oz_kind) for r in rows]
     keep = [
         oz_keep >= 1.0
         or r.split != "train"
@@ -284,7 +296,7 @@ def make_dataset(
         oz_dropped=oz_dropped,
         winner_functions=winner_functions,
         winner_examples=winner_examples,
-        prompt=PROMPT_OZ if oz_context is not None else PROMPT_PLAIN,
+        prompt=oz_kind if oz_context is not None else PROMPT_PLAIN,
     )
     return examples, report
 

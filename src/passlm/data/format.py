@@ -18,7 +18,10 @@ single tokens) and inference agree on one format (DESIGN.md, "Prompt and answer"
 
 The bracketed part is the *-Oz context* (:data:`PROMPT_OZ`): a model trained with it reads what
 -Oz, which every strategy compiles anyway, leaves of the function (what is left to win is often
-visible there). A model records the prompt it was trained on (``passlm.json``, ``"prompt"``).
+visible there). It doubles the prompt; the *-Oz summary* (:data:`PROMPT_OZ_SUMMARY`) gives one
+line instead, the count and what -Oz's output is made of (``-Oz gives 14 instructions: 3 blocks;
+4 load, 3 store, ...``: blocks, then opcodes by count). A model records the prompt it was
+trained on (``passlm.json``, ``"prompt"``).
 The pass-list-only answer (ablation "no aux") is the first line ending in ``.`` instead of ``:``.
 The feedback task appends :func:`render_feedback` to a first answer; the model's second answer
 starts with :data:`SURE` (keep the first answer) or :data:`RETRY` followed by a new answer.
@@ -62,9 +65,9 @@ MARKERS: tuple[str, ...] = (
     FEEDBACK_HEADER,
 )
 
-# Prompt kinds: the unoptimized IR alone, or followed by the -Oz context.
-PROMPT_PLAIN, PROMPT_OZ = "ir", "ir+oz"
-PROMPT_KINDS = (PROMPT_PLAIN, PROMPT_OZ)
+# Prompt kinds: the unoptimized IR alone, or followed by the -Oz context (its IR, or a summary).
+PROMPT_PLAIN, PROMPT_OZ, PROMPT_OZ_SUMMARY = "ir", "ir+oz", "ir+oz-summary"
+PROMPT_KINDS = (PROMPT_PLAIN, PROMPT_OZ, PROMPT_OZ_SUMMARY)
 
 # Feedback variants of the compiler-feedback paper: "fast" gives pass validity and counts (so
 # generation can stop after the pass list), "short" adds the BLEU of the generated IR and the
@@ -95,13 +98,31 @@ class OzContext:
     ir: str
 
 
-def render_prompt(ir: str, oz: OzContext | None = None) -> str:
+def oz_summary(oz_ir: str) -> str:
+    """What -Oz's output is made of, in one line: its blocks, then each opcode's count (most
+    frequent first, ties by name)."""
+    from passlm.search.features import ir_features
+
+    feats = ir_features(oz_ir)
+    ops = sorted(
+        ((n, k.removeprefix("op:")) for k, n in feats.items() if k.startswith("op:")),
+        key=lambda item: (-item[0], item[1]),
+    )
+    return f"{feats['blocks']} blocks; " + ", ".join(f"{n} {op}" for n, op in ops)
+
+
+def render_prompt(ir: str, oz: OzContext | None = None, kind: str = PROMPT_OZ) -> str:
     """The instruction and the normalized unoptimized IR, then the -Oz context if ``oz`` is
-    given; the answer follows on the next line."""
+    given (``kind``: its IR, :data:`PROMPT_OZ`, or its summary line, :data:`PROMPT_OZ_SUMMARY`);
+    the answer follows on the next line."""
     text = f"{INSTRUCTION}\n{_code_block(ir)}\n"
-    if oz is not None:
-        text += f"{OZ_CONTEXT}{oz.count}{OZ_CONTEXT_END}\n{_code_block(oz.ir)}\n"
-    return text
+    if oz is None:
+        return text
+    if kind == PROMPT_OZ_SUMMARY:
+        return text + f"{OZ_CONTEXT}{oz.count}{OZ_CONTEXT_END} {oz_summary(oz.ir)}\n"
+    if kind != PROMPT_OZ:
+        raise ValueError(f"no -Oz context in a {kind!r} prompt")
+    return text + f"{OZ_CONTEXT}{oz.count}{OZ_CONTEXT_END}\n{_code_block(oz.ir)}\n"
 
 
 def render_answer(

@@ -5,11 +5,12 @@ A model trained on plain prompts reads the unoptimized IR; one trained with the 
 need an -Oz compile with the IR kept. Every strategy compiles -Oz anyway (it is the baseline and
 is not counted), so the context costs one compile that is never counted either.
 
-The context makes a prompt about twice as long. Where it leaves the model no room to answer, the
-function gets the plain prompt instead (given the tokenizer, which measures it), rather than no
-proposal at all: a model fine-tuned with the context from a plain one still reads plain prompts
-(on the 9 unseen functions too long for the shipped -Oz-context fine-tune, its plain-prompt
-samples saved what the shipped model's did, 178 instructions).
+The context makes a prompt about twice as long (its one-line summary, ``ir+oz-summary``, does
+not). Where it leaves the model no room to answer, the function gets the plain prompt instead
+(given the tokenizer, which measures it), rather than no proposal at all: a model fine-tuned
+with the context from a plain one still reads plain prompts (on the 9 unseen functions too long
+for the -Oz-context fine-tune, its plain-prompt samples saved what the shipped model's did, 178
+instructions).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from passlm.data.format import PROMPT_OZ, PROMPT_PLAIN, OzContext, render_prompt
+from passlm.data.format import PROMPT_PLAIN, OzContext, render_prompt
 from passlm.llvm.backend import Compiler, Task
 from passlm.llvm.passes import OZ
 
@@ -47,7 +48,8 @@ def model_prompts(
     toolchain is opened for the call. With ``tokenizer``, a prompt that the context makes too
     long for the model is the plain one.
     """
-    if prompt_kind(model) != PROMPT_OZ:
+    kind = prompt_kind(model)
+    if kind == PROMPT_PLAIN:
         return [render_prompt(ir) for ir in irs]
     if compiler is None:
         from passlm.llvm.backend import InProcessCompiler
@@ -61,7 +63,7 @@ def model_prompts(
 
     out: list[str | None] = []
     for ir, oz in zip(irs, contexts, strict=True):
-        prompt = render_prompt(ir, oz) if oz is not None else None
+        prompt = render_prompt(ir, oz, kind) if oz is not None else None
         if prompt is not None and tokenizer is not None and not fits(model, tokenizer, prompt):
             prompt = render_prompt(ir)
         out.append(prompt)
