@@ -202,6 +202,9 @@ def score_cmd(args: argparse.Namespace) -> None:
         for split in splits:
             ir = {f.hash: f.ir for f in functions[split]}
             mine = [r for r in rows if r["split"] == split]
+            unknown = [r["hash"] for r in mine if r["hash"] not in ir]
+            if unknown:
+                raise InputError(f"{args.prompts}: {len(unknown)} functions not in {split}")
             tasks = [(r, parse_pass_list(p)) for r in mine for p in samples[(split, r["hash"])]]
             results = pool.run_tasks([Task(ir[r["hash"]], p) for r, p in tasks])
             counts: dict[str, list[int | None]] = {r["hash"]: [] for r in mine}
