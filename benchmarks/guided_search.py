@@ -108,4 +108,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from passlm.cli import report_errors
+
+    report_errors(main)

@@ -124,6 +124,8 @@ def test_output_is_not_left_partial_on_error(tmp_path):
             ["--source", f"{ROOT / 'data' / 'tuned.parquet'}:test", "--second", "NO.json.gz"],
             "--second NO.json.gz: not a samples file",
         ),
+        ("compile_reuse.py", ["--strategies", "banana"], "unknown strategy 'banana'"),
+        ("guided_search.py", ["--tuned", "NO.parquet"], "NO.parquet: no such file"),
         (
             "device_samples.py",
             ["prompts", "--model", "M", "--source", "test", "-o", "p.jsonl.gz"],
