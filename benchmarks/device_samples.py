@@ -32,7 +32,9 @@ import gzip
 import json
 import multiprocessing as mp
 import queue as queue_module
+import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from passlm.errors import InputError, PasslmError
@@ -46,11 +48,15 @@ DEFAULT_SOURCES = (
 BUDGETS = (1, 3, 10)
 
 
-def _parse_source(text: str) -> tuple[Path, str]:
-    path, _, split = text.rpartition(":")
-    if not path or not split or not Path(path).is_file():
-        raise InputError(f"--source {text}: expected PATH:SPLIT of an existing tuned file")
-    return Path(path), split
+def _selection():
+    """``benchmarks/sample_selection.py``, whose source parsing and sample-k scoring this
+    script shares (imported where LLVM is, not on the machine that only samples)."""
+    here = str(Path(__file__).parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import sample_selection
+
+    return sample_selection
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -70,7 +76,7 @@ def _test_sets(sources: list[str], tc, pool, limit: int | None = None) -> dict[s
 
     out = {}
     for source in sources:
-        path, split = _parse_source(source)
+        path, split = _selection()._parse_source(source)
         out[source] = load_test_set(
             [path], splits=[split], toolchain=tc, compiler=pool, limit=limit
         ).functions
@@ -86,7 +92,7 @@ def prompts_cmd(args: argparse.Namespace) -> None:
 
     sources = args.source or list(DEFAULT_SOURCES)
     for source in sources:
-        _parse_source(source)  # a bad one fails before the model loads
+        _selection()._parse_source(source)  # a bad one fails before the model loads
     model, tok = load(args.model)
     tc = default_toolchain()
     rows = []
@@ -177,12 +183,6 @@ def sample_cmd(args: argparse.Namespace) -> None:
 
 def score_cmd(args: argparse.Namespace) -> None:
     """Compile every sampled list once; sample-k's share of the autotuner's gain per split."""
-    from passlm.evaluate.metrics import (
-        fraction_interval,
-        fraction_of,
-        improvement,
-        stored_interval,
-    )
     from passlm.llvm.backend import Task
     from passlm.llvm.passes import parse_pass_list
     from passlm.llvm.pool import WorkerPool
@@ -210,20 +210,11 @@ def score_cmd(args: argparse.Namespace) -> None:
             counts: dict[str, list[int | None]] = {r["hash"]: [] for r in mine}
             for (r, _), res in zip(tasks, results, strict=True):
                 counts[r["hash"]].append(res.count if res.ok else None)
-            oz = [r["oz"] for r in mine]
-            ref = [r["best"] for r in mine]
-            per_k = {}
-            for k in BUDGETS:
-                got = [min([c for c in counts[r["hash"]][:k] if c is not None] + [r["oz"]])
-                       for r in mine]  # fmt: skip
-                found = improvement(oz, got)
-                share = fraction_of(found.oz_total - found.total, sum(oz) - sum(ref))
-                interval = stored_interval(fraction_interval(oz, got, ref))
-                per_k[f"sample-{k}"] = {
-                    "share": None if share is None else round(100 * share, 2),
-                    "interval": None if interval is None else [round(100 * v, 2) for v in interval],
-                    "improved": found.improved,
-                }
+            scored = [{"oz": r["oz"], "autotuner": r["best"], "counts": counts[r["hash"]]}
+                      for r in mine]  # fmt: skip
+            sel = _selection()
+            per_k = {f"sample-{k}": sel.score(scored, partial(sel.first_n, n=k), {})
+                     for k in BUDGETS}  # fmt: skip
             summary["splits"][split] = {"functions": len(mine), **per_k}
             print(split, json.dumps(per_k), flush=True)
             stored[split] = [
