@@ -422,25 +422,23 @@ def test_cli_dataset_make_winners_compiles_the_popular_lists(tmp_path):
            for e in examples]  # fmt: skip
     assert got == [("LoadInt", "-O1", 9), ("neg_inv64", "-gvn -dse", 12)]
     assert (meta["winner_functions"], meta["winner_examples"]) == (2, 2)
-    # --oz-context: every prompt also shows what -Oz made of the function (compiled here)
-    res = passlm("--no-aux", "--oz-context", "--workers", "1")
-    assert res.returncode == 0, res.stderr
-    examples, meta = read_dataset(out)
-    assert meta["prompt"] == fmt.PROMPT_OZ
-    for e, oz in zip(examples, (10, 16), strict=True):
-        head, context = e.prompt.split(fmt.OZ_CONTEXT)
-        assert head == fmt.render_prompt(fmt.parse_prompt(e.prompt))
-        assert context.startswith(f"{oz}{fmt.OZ_CONTEXT_END}\n<code>\n") and "define" in context
+    # --oz-context: every prompt also shows what -Oz made of the function (compiled here);
     # --oz-summary: the same context in one line
-    res = passlm("--no-aux", "--oz-summary", "--workers", "1")
-    assert res.returncode == 0, res.stderr
-    examples, meta = read_dataset(out)
-    assert meta["prompt"] == fmt.PROMPT_OZ_SUMMARY
-    for e, oz in zip(examples, (10, 16), strict=True):
-        head, context = e.prompt.split(fmt.OZ_CONTEXT)
-        assert head == fmt.render_prompt(fmt.parse_prompt(e.prompt))
-        assert context.startswith(f"{oz}{fmt.OZ_CONTEXT_END} ") and context.count("\n") == 1
-        assert " blocks; " in context and "define" not in context
+    for flag, kind in (("--oz-context", fmt.PROMPT_OZ), ("--oz-summary", fmt.PROMPT_OZ_SUMMARY)):
+        res = passlm("--no-aux", flag, "--workers", "1")
+        assert res.returncode == 0, res.stderr
+        examples, meta = read_dataset(out)
+        assert meta["prompt"] == kind
+        for e, oz in zip(examples, (10, 16), strict=True):
+            head, context = e.prompt.split(fmt.OZ_CONTEXT)
+            assert head == fmt.render_prompt(fmt.parse_prompt(e.prompt))
+            if kind == fmt.PROMPT_OZ:
+                assert context.startswith(f"{oz}{fmt.OZ_CONTEXT_END}\n<code>\n")
+                assert "define" in context
+            else:
+                assert context.startswith(f"{oz}{fmt.OZ_CONTEXT_END} ")
+                assert context.count("\n") == 1
+                assert " blocks; " in context and "define" not in context
     res = passlm("--oz-context", "--oz-summary")
     assert res.returncode == 2 and "choose one" in res.stderr
     res = passlm("--winners", "2")

@@ -175,12 +175,17 @@ def test_failed_proposals_count_as_unoptimized(memorized, examples, toolchain):
     assert not far.fits and far.count == f.oz_count
 
 
-@pytest.mark.slow
-def test_train_command_end_to_end(tmp_path, examples):
-    rows = [
+def _one_val(examples: list[Example]) -> list[Example]:
+    """The four examples with the third in val, so that training has a function to validate."""
+    return [
         dataclasses.replace(e, split=s)
         for e, s in zip(examples, ("train", "train", "val", "train"), strict=True)
     ]
+
+
+@pytest.mark.slow
+def test_train_command_end_to_end(tmp_path, examples):
+    rows = _one_val(examples)
     data = tmp_path / "data.parquet"
     write_dataset(data, rows, {"llvm_version": "19"})
     out = tmp_path / "run"
@@ -226,10 +231,7 @@ def test_train_command_end_to_end(tmp_path, examples):
 @pytest.mark.slow
 def test_training_without_validation_needs_no_llvm(tmp_path, examples):
     """A GPU machine may have no LLVM: with --eval-functions 0, train never looks for it."""
-    rows = [
-        dataclasses.replace(e, split=s)
-        for e, s in zip(examples, ("train", "train", "val", "train"), strict=True)
-    ]
+    rows = _one_val(examples)
     data = tmp_path / "data.parquet"
     write_dataset(data, rows, {"llvm_version": "19.1.7"})
     no_llvm = {"PASSLM_LLVM_BIN": str(tmp_path / "no-llvm"), "PASSLM_LIBLLVM": ""}
