@@ -342,6 +342,25 @@ def test_committed_unseen_set_shares_no_function_with_the_corpus():
     assert set(unseen.column("source").to_pylist()) == {s.spec for s in recipe.sources}
 
 
+def test_extra_training_set_is_apart_from_the_corpus_and_the_unseen_set():
+    """corpus/extra.toml and data/extra.parquet (its tuned functions): new code bases for
+    training, none of them a source of the corpus or of the unseen set, and no function of
+    either in it."""
+    recipe = load_recipe(ROOT / "corpus" / "extra.toml")
+    assert all(s.licence for s in recipe.sources) and not recipe.holdout_entries
+    assert set(recipe.exclude_corpora) == {"data/corpus.parquet", "data/unseen.parquet"}
+    specs = {s.spec for s in recipe.sources}
+    for other in ("recipe.toml", "unseen.toml"):
+        assert specs.isdisjoint(s.spec for s in load_recipe(ROOT / "corpus" / other).sources)
+    extra = pq.read_table(ROOT / "data" / "extra.parquet", columns=["hash", "source"])
+    hashes = set(extra.column("hash").to_pylist())
+    assert len(hashes) == extra.num_rows > 10_000
+    assert set(extra.column("source").to_pylist()) <= specs
+    for other in ("corpus.parquet", "unseen.parquet"):
+        theirs = pq.read_table(ROOT / "data" / other, columns=["hash"]).column("hash")
+        assert hashes.isdisjoint(theirs.to_pylist())
+
+
 def test_bad_recipes(tmp_path):
     bad = tmp_path / "r.toml"
     for text, message in [
