@@ -88,8 +88,8 @@ def compare(base: Path, other: Path, methods: list[str]) -> dict:
         share_a = fraction_of(sum(oz) - sum(ca), sum(oz) - sum(ref))
         share_b = fraction_of(sum(oz) - sum(cb), sum(oz) - sum(ref))
         out["methods"][method] = {
-            "base_share": None if share_a is None else round(share_a, 4),
-            "other_share": None if share_b is None else round(share_b, 4),
+            "base_share": None if share_a is None else round(share_a, 6),
+            "other_share": None if share_b is None else round(share_b, 6),
             "base_interval": stored_interval(fraction_interval(oz, ca, ref)),
             "other_interval": stored_interval(fraction_interval(oz, cb, ref)),
             "difference_interval": stored_interval(fraction_interval(oz, cb, ref, minus=ca)),
