@@ -76,7 +76,7 @@ def _test_sets(sources: list[str], tc, pool, limit: int | None = None) -> dict[s
 
     out = {}
     for source in sources:
-        path, split = _selection()._parse_source(source)
+        path, split = _selection().parse_source(source)
         out[source] = load_test_set(
             [path], splits=[split], toolchain=tc, compiler=pool, limit=limit
         ).functions
@@ -92,7 +92,7 @@ def prompts_cmd(args: argparse.Namespace) -> None:
 
     sources = args.source or list(DEFAULT_SOURCES)
     for source in sources:
-        _selection()._parse_source(source)  # a bad one fails before the model loads
+        _selection().parse_source(source)  # a bad one fails before the model loads
     model, tok = load(args.model)
     tc = default_toolchain()
     rows = []

@@ -60,7 +60,7 @@ DEFAULT_SOURCES = (
 )
 
 
-def _parse_source(text: str) -> tuple[Path, str]:
+def parse_source(text: str) -> tuple[Path, str]:
     """``PATH:SPLIT`` of a tuned or corpus file; a clear error for anything else."""
     path, _, split = text.rpartition(":")
     if not path or not split:
@@ -108,7 +108,7 @@ def collect(source: str, shard: int, shards: int, pool_size: int, guided_n: int,
     model, tok = load(default_model_dir())
     deny = load_denylist()
     constraint = constraint_for(tok, deny)
-    path, split = _parse_source(source)
+    path, split = parse_source(source)
     with WorkerPool(tc, workers=1) as pool, out.open("a") as fh:
         fns = load_test_set([path], splits=[split], toolchain=tc, compiler=pool, limit=limit)
         mine = [f for i, f in enumerate(fns.functions) if i % shards == shard]
@@ -278,7 +278,7 @@ def main() -> None:
         return
     sources = args.source or list(DEFAULT_SOURCES)
     for s in sources:
-        _parse_source(s)
+        parse_source(s)
     second = read_second(args.second) if args.second is not None else None
     args.cache.mkdir(parents=True, exist_ok=True)
     extra = ["--pool", str(args.pool), "--budgets", args.budgets, "--cache", str(args.cache)]
