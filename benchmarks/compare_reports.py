@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from passlm.errors import InputError
-from passlm.evaluate.metrics import fraction_interval, fraction_of, stored_interval
+from passlm.evaluate.metrics import fraction_interval, gain_share, paired, stored_interval
 from passlm.evaluate.report import read_report
 from passlm.files import atomic_write
 
@@ -85,16 +85,16 @@ def compare(base: Path, other: Path, methods: list[str]) -> dict:
     for method in methods:
         ca = [_count(a[h], method, base) for h in hashes]
         cb = [_count(b[h], method, other) for h in hashes]
-        share_a = fraction_of(sum(oz) - sum(ca), sum(oz) - sum(ref))
-        share_b = fraction_of(sum(oz) - sum(cb), sum(oz) - sum(ref))
+        share_a, share_b = gain_share(oz, ca, ref), gain_share(oz, cb, ref)
+        against = paired(oz, cb, ca, ref)
         out["methods"][method] = {
             "base_share": None if share_a is None else round(share_a, 6),
             "other_share": None if share_b is None else round(share_b, 6),
             "base_interval": stored_interval(fraction_interval(oz, ca, ref)),
             "other_interval": stored_interval(fraction_interval(oz, cb, ref)),
-            "difference_interval": stored_interval(fraction_interval(oz, cb, ref, minus=ca)),
-            "other_ahead": sum(y < x for x, y in zip(ca, cb, strict=True)),
-            "base_ahead": sum(x < y for x, y in zip(ca, cb, strict=True)),
+            "difference_interval": stored_interval(against.interval),
+            "other_ahead": against.ahead,
+            "base_ahead": against.behind,
         }
     return out
 

@@ -32,12 +32,11 @@ import gzip
 import json
 import multiprocessing as mp
 import queue as queue_module
-import sys
 import time
-from functools import partial
 from pathlib import Path
 
 from passlm.errors import InputError, PasslmError
+from passlm.evaluate.metrics import share_points
 from passlm.files import atomic_write
 
 DEFAULT_SOURCES = (
@@ -46,17 +45,6 @@ DEFAULT_SOURCES = (
     "data/unseen.parquet:heldout",
 )
 BUDGETS = (1, 3, 10)
-
-
-def _selection():
-    """``benchmarks/sample_selection.py``, whose source parsing and sample-k scoring this
-    script shares (imported where LLVM is, not on the machine that only samples)."""
-    here = str(Path(__file__).parent)
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    import sample_selection
-
-    return sample_selection
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -72,11 +60,11 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _test_sets(sources: list[str], tc, pool, limit: int | None = None) -> dict[str, list]:
-    from passlm.evaluate.testset import load_test_set
+    from passlm.evaluate.testset import load_test_set, parse_source
 
     out = {}
     for source in sources:
-        path, split = _selection().parse_source(source)
+        path, split = parse_source(source)
         out[source] = load_test_set(
             [path], splits=[split], toolchain=tc, compiler=pool, limit=limit
         ).functions
@@ -85,6 +73,7 @@ def _test_sets(sources: list[str], tc, pool, limit: int | None = None) -> dict[s
 
 def prompts_cmd(args: argparse.Namespace) -> None:
     """Every function's prompt for ``--model``, with its counts."""
+    from passlm.evaluate.testset import parse_source
     from passlm.llvm.pool import WorkerPool
     from passlm.llvm.toolchain import default_toolchain
     from passlm.model import load
@@ -92,7 +81,7 @@ def prompts_cmd(args: argparse.Namespace) -> None:
 
     sources = args.source or list(DEFAULT_SOURCES)
     for source in sources:
-        _selection().parse_source(source)  # a bad one fails before the model loads
+        parse_source(source)  # a bad one fails before the model loads
     model, tok = load(args.model)
     tc = default_toolchain()
     rows = []
@@ -181,6 +170,13 @@ def sample_cmd(args: argparse.Namespace) -> None:
         )
 
 
+def _sample_k(scored: list[dict], k: int) -> dict:
+    """``sample-k`` (the best of ``-Oz`` and the first k lists that compiled): its share of the
+    autotuner's gain in points, as ``benchmarks/sample_selection.py`` stores its rules'."""
+    best = [min([r["oz"], *(c for c in r["counts"][:k] if c is not None)]) for r in scored]
+    return share_points([r["oz"] for r in scored], best, [r["autotuner"] for r in scored])
+
+
 def score_cmd(args: argparse.Namespace) -> None:
     """Compile every sampled list once; sample-k's share of the autotuner's gain per split."""
     from passlm.llvm.backend import Task
@@ -212,9 +208,7 @@ def score_cmd(args: argparse.Namespace) -> None:
                 counts[r["hash"]].append(res.count if res.ok else None)
             scored = [{"oz": r["oz"], "autotuner": r["best"], "counts": counts[r["hash"]]}
                       for r in mine]  # fmt: skip
-            sel = _selection()
-            per_k = {f"sample-{k}": sel.score(scored, partial(sel.first_n, n=k), {})
-                     for k in BUDGETS}  # fmt: skip
+            per_k = {f"sample-{k}": _sample_k(scored, k) for k in BUDGETS}
             summary["splits"][split] = {"functions": len(mine), **per_k}
             print(split, json.dumps(per_k), flush=True)
             stored[split] = [

@@ -49,7 +49,8 @@ from rich.console import Console
 from rich.table import Table
 
 from passlm.errors import InputError, PasslmError
-from passlm.evaluate.metrics import fraction_interval, fraction_of, improvement, stored_interval
+from passlm.evaluate.metrics import share_points
+from passlm.evaluate.testset import parse_source
 from passlm.files import atomic_write
 
 console = Console(width=140)
@@ -58,16 +59,6 @@ DEFAULT_SOURCES = (
     "data/tuned.parquet:heldout",
     "data/unseen.parquet:heldout",
 )
-
-
-def parse_source(text: str) -> tuple[Path, str]:
-    """``PATH:SPLIT`` of a tuned or corpus file; a clear error for anything else."""
-    path, _, split = text.rpartition(":")
-    if not path or not split:
-        raise InputError(f"--source {text}: expected PATH:SPLIT, e.g. data/tuned.parquet:test")
-    if not Path(path).is_file():
-        raise InputError(f"--source {text}: no such file {path}")
-    return Path(path), split
 
 
 def _cache_file(cache: Path, source: str, shard: int) -> Path:
@@ -213,29 +204,11 @@ def read_second(path: Path) -> dict[str, dict]:
         raise InputError(f"--second {path}: not a samples file ({exc})") from None
 
 
-def _points(interval: tuple[float, float] | None) -> list[float] | None:
-    """An interval of a share in percent (points), as stored."""
-    stored = stored_interval(interval)
-    return None if stored is None else [round(100 * v, 2) for v in stored]
-
-
 def score(rows: list[dict], rule, baselines: dict[str, list[int]]) -> dict:
-    """A rule's share of the autotuner's gain, its interval, and paired differences."""
-    oz = [r["oz"] for r in rows]
-    ref = [r["autotuner"] for r in rows]
-    counts = [rule(r) for r in rows]
-    found = improvement(oz, counts)
-    share = fraction_of(found.oz_total - found.total, sum(oz) - sum(ref))
-    out = {
-        "share": None if share is None else round(100 * share, 2),
-        "interval": _points(fraction_interval(oz, counts, ref)),
-        "improved": found.improved,
-    }
-    for name, base in baselines.items():
-        out[f"vs {name}"] = _points(fraction_interval(oz, counts, ref, minus=base))
-        out[f"ahead of {name}"] = sum(c < b for c, b in zip(counts, base, strict=True))
-        out[f"behind {name}"] = sum(c > b for c, b in zip(counts, base, strict=True))
-    return out
+    """A rule's share of the autotuner's gain, its interval, and paired differences (points)."""
+    return share_points(
+        [r["oz"] for r in rows], [rule(r) for r in rows], [r["autotuner"] for r in rows], baselines
+    )
 
 
 def rules_for(n: int, keep: int, second: dict[str, dict] | None = None) -> dict:

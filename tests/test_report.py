@@ -435,6 +435,57 @@ def test_fraction_interval_by_hand():
         fraction_interval(oz, half, tuner, level=1.0)
 
 
+def test_shares_and_paired_differences_by_hand():
+    from passlm.evaluate.metrics import fraction_interval, gain_share, paired, share_points
+
+    oz = [10] * 100
+    tuner = [9] * 100
+    half = [9] * 50 + [10] * 50
+    worse = [11] * 10 + [10] * 90  # loses one instruction on ten functions
+    assert gain_share(oz, half, tuner) == 0.5
+    assert gain_share(oz, worse, tuner) == -0.1
+    assert gain_share([10, 5], [9, 5], [10, 5]) is None  # the reference gains nothing
+    with pytest.raises(ValueError, match="differ in length"):
+        gain_share([1, 2], [1], [1, 2])
+
+    against = paired(oz, half, worse, tuner)
+    # ahead where the method saves and the baseline does not; behind nowhere
+    assert (against.ahead, against.behind) == (50, 0)
+    assert against.interval == fraction_interval(oz, half, tuner, minus=worse)
+    assert against.interval[0] > 0.4  # 0.6 points apart, the same functions drawn for both
+    reverse = paired(oz, worse, half, tuner)
+    assert (reverse.ahead, reverse.behind) == (0, 50)
+    assert paired(oz, half, half, tuner).interval == (0.0, 0.0)
+    with pytest.raises(ValueError, match="baseline_counts"):
+        paired(oz, half, half[:5], tuner)
+
+    got = share_points(oz, half, tuner, {"worse": worse})
+    lo, hi = fraction_interval(oz, half, tuner)
+    assert got["share"] == 50.0 and got["improved"] == 50
+    assert got["interval"] == [round(100 * round(lo, 4), 2), round(100 * round(hi, 4), 2)]
+    assert got["ahead of worse"] == 50 and got["behind worse"] == 0
+    low, high = against.interval
+    assert got["vs worse"] == [round(100 * round(low, 4), 2), round(100 * round(high, 4), 2)]
+    assert share_points([10, 5], [9, 5], [10, 5]) == {
+        "share": None, "interval": None, "improved": 1
+    }  # fmt: skip
+
+
+def test_benchmark_sources_are_path_and_split(tmp_path):
+    from passlm.errors import InputError
+    from passlm.evaluate.testset import parse_source
+
+    tuned = tmp_path / "t.parquet"
+    tuned.write_bytes(b"")
+    assert parse_source(f"{tuned}:test") == (tuned, "test")
+    with pytest.raises(InputError, match="--source test: expected PATH:SPLIT"):
+        parse_source("test")
+    with pytest.raises(InputError, match="--lists x: expected PATH:SPLIT"):
+        parse_source("x", option="--lists")
+    with pytest.raises(InputError, match=r"no such file NO\.parquet"):
+        parse_source("NO.parquet:test")
+
+
 def test_report_rows_carry_their_interval_in_every_rendering():
     from passlm.evaluate.suite import add_intervals
 

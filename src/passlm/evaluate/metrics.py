@@ -6,7 +6,7 @@ is ``(Σ count(-Oz) − Σ count(method)) / Σ count(-Oz)`` over the same functi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -123,3 +123,79 @@ def stored_interval(interval: tuple[float, float] | None) -> list[float] | None:
     """An interval as reports store it in JSON: a list rounded to four decimals (a share to
     0.01 points), or None."""
     return None if interval is None else [round(v, 4) for v in interval]
+
+
+def gain_share(
+    oz_counts: Sequence[int], counts: Sequence[int], reference_counts: Sequence[int]
+) -> float | None:
+    """A method's share of the reference's (the autotuner's) gain over ``-Oz`` on the same
+    functions, ``Σ(-Oz − method) / Σ(-Oz − reference)``; None where the reference gains nothing."""
+    if not len(oz_counts) == len(counts) == len(reference_counts):
+        raise ValueError("oz_counts, counts and reference_counts differ in length")
+    oz = sum(oz_counts)
+    return fraction_of(oz - sum(counts), oz - sum(reference_counts))
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A method against a baseline on the same functions."""
+
+    interval: tuple[float, float] | None  # of share(method) − share(baseline), paired bootstrap
+    ahead: int  # functions where the method leaves fewer instructions than the baseline
+    behind: int  # and more
+
+
+def paired(
+    oz_counts: Sequence[int],
+    counts: Sequence[int],
+    baseline_counts: Sequence[int],
+    reference_counts: Sequence[int],
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Paired:
+    """``counts`` against ``baseline_counts``: the 95% interval of the difference of their shares
+    of the reference's gain (``fraction_interval`` with ``minus``: the same resampled functions
+    for both), and the functions where each is ahead. Resampling follows the order of the
+    functions, so two callers that list them alike get the same interval."""
+    if len(baseline_counts) != len(counts):
+        raise ValueError("baseline_counts and counts differ in length")
+    pairs = list(zip(counts, baseline_counts, strict=True))
+    interval = fraction_interval(
+        oz_counts, counts, reference_counts, minus=baseline_counts, resamples=resamples, seed=seed
+    )
+    return Paired(
+        interval=interval,
+        ahead=sum(c < b for c, b in pairs),
+        behind=sum(c > b for c, b in pairs),
+    )
+
+
+def share_points(
+    oz_counts: Sequence[int],
+    counts: Sequence[int],
+    reference_counts: Sequence[int],
+    baselines: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, Any]:
+    """A method's share of the reference's gain in percent points as the benchmarks store it:
+    ``share`` and its ``interval`` (to 0.01 points), ``improved`` (functions below ``-Oz``),
+    and per baseline ``vs NAME`` (the paired interval of the difference), ``ahead of NAME``
+    and ``behind NAME``."""
+    share = gain_share(oz_counts, counts, reference_counts)
+    out: dict[str, Any] = {
+        "share": None if share is None else round(100 * share, 2),
+        "interval": _points(fraction_interval(oz_counts, counts, reference_counts)),
+        "improved": improvement(oz_counts, counts).improved,
+    }
+    for name, base in (baselines or {}).items():
+        against = paired(oz_counts, counts, base, reference_counts)
+        out[f"vs {name}"] = _points(against.interval)
+        out[f"ahead of {name}"] = against.ahead
+        out[f"behind {name}"] = against.behind
+    return out
+
+
+def _points(interval: tuple[float, float] | None) -> list[float] | None:
+    """An interval of a share in percent points, rounded as ``stored_interval`` rounds it."""
+    stored = stored_interval(interval)
+    return None if stored is None else [round(100 * v, 2) for v in stored]

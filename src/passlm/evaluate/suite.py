@@ -22,7 +22,7 @@ from passlm.evaluate.compare import (
     size_bin,
     with_matched_baselines,
 )
-from passlm.evaluate.metrics import fraction_interval, stored_interval
+from passlm.evaluate.metrics import fraction_interval, paired, stored_interval
 from passlm.evaluate.model_eval import EvalFunction, evaluate_model, summarize
 from passlm.evaluate.quality import taxonomy
 from passlm.evaluate.testset import TestSet
@@ -189,13 +189,13 @@ def _comparisons(
                 continue  # the autotuner gained nothing: there are no shares to compare
             mine = [f[name]["count"] for f in functions]
             theirs = [f[baseline]["count"] for f in functions]
-            ci = fraction_interval(oz, mine, tuner, minus=theirs, resamples=resamples, seed=seed)
+            against = paired(oz, mine, theirs, tuner, resamples=resamples, seed=seed)
             out.append({
                 "method": name, "baseline": baseline,
                 "difference": shares[name] - shares[baseline],
-                "interval": stored_interval(ci),
-                "ahead": sum(a < b for a, b in zip(mine, theirs, strict=True)),
-                "behind": sum(a > b for a, b in zip(mine, theirs, strict=True)),
+                "interval": stored_interval(against.interval),
+                "ahead": against.ahead,
+                "behind": against.behind,
             })  # fmt: skip
     return out
 

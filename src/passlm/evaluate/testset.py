@@ -155,6 +155,17 @@ def merge_training(sets: Sequence[TrainingSet]) -> TrainingSet:
 Progress = Callable[[str, int, int], None]
 
 
+def parse_source(text: str, option: str = "--source") -> tuple[Path, str]:
+    """``PATH:SPLIT``, a tuned or corpus file and one of its splits, as the benchmarks take a
+    test source; a clear error naming ``option`` for anything else."""
+    path, _, split = text.rpartition(":")
+    if not path or not split:
+        raise InputError(f"{option} {text}: expected PATH:SPLIT, e.g. data/tuned.parquet:test")
+    if not Path(path).is_file():
+        raise InputError(f"{option} {text}: no such file {path}")
+    return Path(path), split
+
+
 def _noop(phase: str, done: int, total: int) -> None:
     pass
 
