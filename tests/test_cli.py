@@ -89,7 +89,8 @@ def test_optimize_reports_every_function(tmp_path):
         (["run", str(SAMPLE), "-p", "-instcombin"], "did you mean instcombine"),
         (["run", str(SAMPLE), "-p", "-Oz -Oz"], "-Oz"),
         (["ir", str(FIXTURES / "broken.c")], "does not compile"),
-        (["optimize", "NOFUNCS.ll"], "defines no functions"),
+        (["optimize", "NOFUNCS.ll"], "NOFUNCS.ll: the module defines no functions"),
+        (["split", "NOFUNCS.ll", "-o", "out"], "NOFUNCS.ll: the module defines no functions"),
     ],
 )
 def test_bad_input_gives_one_line_error(tmp_path, args, message):

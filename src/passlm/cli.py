@@ -121,10 +121,10 @@ def split_cmd(
 ) -> None:
     """Split a module into one normalized module per defined function."""
     from passlm.files import atomic_write, safe_filename
-    from passlm.llvm.ir import count_instructions, load_ir, split_functions
+    from passlm.llvm.ir import count_instructions, load_ir
 
     tc = _toolchain()
-    modules = split_functions(load_ir(source, tc), tc)
+    modules = _split_named(source, load_ir(source, tc), tc)
     if output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a directory")
     output.mkdir(parents=True, exist_ok=True)
@@ -276,7 +276,7 @@ def optimize_cmd(
     from passlm.llvm.denylist import load_denylist
     from passlm.llvm.emit import EMIT_KINDS, text_size
     from passlm.llvm.emit import emit as emit_as
-    from passlm.llvm.ir import defined_functions, load_ir, split_functions
+    from passlm.llvm.ir import defined_functions, load_ir
     from passlm.llvm.pool import WorkerPool
     from passlm.optimize.calibrate import parse_margin
     from passlm.optimize.checked import verify_optimized
@@ -344,7 +344,7 @@ def optimize_cmd(
             has_main = "main" in defined_functions(ir)
             if check and not has_main and not batch:
                 raise InputError(f"{path}: --verify needs a program with a main function")
-            modules = split_functions(ir, tc)
+            modules = _split_named(path, ir, tc)
             # what the strategy compiles while it proposes (-Oz, its picks, its answers) is
             # compiled again to choose among the candidates: remember it, per input file
             compiler = CachedCompiler(pool, always_ir=True)
@@ -449,6 +449,17 @@ def _print_module_report(report, title: str) -> None:
         f"{report.linked_count} with the per-function lists; written: {report.output_kind} "
         f"({report.count} instructions)"
     )
+
+
+def _split_named(path: Path, ir: str, tc) -> dict[str, str]:
+    """``split_functions`` with an error that names the input (in batch mode, which file)."""
+    from passlm.errors import InvalidIR
+    from passlm.llvm.ir import split_functions
+
+    try:
+        return split_functions(ir, tc)
+    except InvalidIR as exc:
+        raise InputError(f"{path}: {exc}") from None
 
 
 def _optimize_batch(
