@@ -113,6 +113,28 @@ def test_output_is_not_left_partial_on_error(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        ["ir", str(SAMPLE)],
+        ["optimize", str(SAMPLE), "--no-model"],
+        ["autotune", str(ROOT / "data" / "corpus.parquet")],
+        ["corpus", "build", "--recipe", str(ROOT / "corpus" / "unseen.toml")],
+        ["outcomes", str(ROOT / "data" / "tuned.parquet")],
+        ["dataset", "make", str(ROOT / "data" / "tuned.parquet")],
+    ],
+)
+def test_an_output_file_in_a_missing_directory_fails_before_the_work(tmp_path, args):
+    # these would compile, tune or fetch for seconds to hours before writing
+    res = run_passlm(*args, "-o", str(tmp_path / "nodir" / "out"), cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"error: {tmp_path / 'nodir'}: no such directory", res.stderr
+    assert res.stdout == ""  # nothing was done, not even a report printed
+    assert list(tmp_path.iterdir()) == []
+    res = run_passlm(*args[:2], "-o", str(tmp_path), cwd=tmp_path)
+    assert res.returncode == 2 and "is a directory, expected a file path" in res.stderr
+
+
+@pytest.mark.parametrize(
     ("script", "args", "message"),
     [
         ("strategies.py", ["--model", "NO_MODEL"], "NO_MODEL: no such model directory"),

@@ -27,7 +27,20 @@ console = Console()
 err_console = Console(stderr=True)
 
 InputPath = Annotated[Path, typer.Argument(help="Input file (.c, .cpp, .ll or .bc).")]
-OutputPath = Annotated[Path | None, typer.Option("-o", "--output", help="Output file.")]
+
+
+def _output_file(path: Path | None) -> Path | None:
+    """A file output whose directory is missing fails before the command's work, not after."""
+    from passlm.files import check_output_file
+
+    if path is not None:
+        check_output_file(path)
+    return path
+
+
+OutputPath = Annotated[
+    Path | None, typer.Option("-o", "--output", help="Output file.", callback=_output_file)
+]
 Workers = Annotated[
     int | None,
     typer.Option("--workers", "-j", help="Compile worker processes (default: all cores)."),
@@ -272,6 +285,7 @@ def optimize_cmd(
     The model proposes pass lists per function (--strategy); LLVM compiles them and the best is
     kept, never worse than -Oz unless --strategy predict is asked for.
     """
+    from passlm.files import check_output_file
     from passlm.llvm.cache import CachedCompiler
     from passlm.llvm.denylist import load_denylist
     from passlm.llvm.emit import EMIT_KINDS, text_size
@@ -298,6 +312,8 @@ def optimize_cmd(
         raise InputError(f"{source}: a directory needs -o OUTPUT_DIRECTORY")
     if batch and output is not None and output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a directory")
+    if not batch and output is not None:
+        check_output_file(output)  # before the work, not after it
     tc = _toolchain()
     propose, label, model_used = None, "oz", None
     if not spec.needs_model and endpoint is not None:
@@ -678,7 +694,9 @@ app.add_typer(corpus_app, name="corpus")
 
 @corpus_app.command("build")
 def corpus_build_cmd(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Corpus file (.parquet).")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Corpus file (.parquet).", callback=_output_file)
+    ],
     sources: Annotated[
         list[str] | None,
         typer.Argument(
@@ -860,7 +878,9 @@ def autotune_cmd(
 @app.command("outcomes")
 def outcomes_cmd(
     tuned: Annotated[Path, typer.Argument(help="Tuned Parquet file (from autotune).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Outcome table to write.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Outcome table to write.", callback=_output_file)
+    ],
     lists: Annotated[int, typer.Option("--lists", help="Most popular best lists to compile.")] = 60,
     split: Annotated[str, typer.Option("--split", help="Functions of this split.")] = "train",
     denylist: Annotated[
@@ -959,7 +979,10 @@ app.add_typer(dataset_app, name="dataset")
 @dataset_app.command("make")
 def dataset_make_cmd(
     tuned: Annotated[Path, typer.Argument(help="Tuned Parquet file (from autotune).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Data set file (.parquet).")],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="Data set file (.parquet).", callback=_output_file),
+    ],
     aux: Annotated[
         bool, typer.Option("--aux/--no-aux", help="Answers carry the optimized IR.")
     ] = True,
@@ -1220,7 +1243,10 @@ def _source_meta(meta: dict) -> dict:
 @dataset_app.command("feedback")
 def dataset_feedback_cmd(
     dataset: Annotated[Path, typer.Argument(help="Data set Parquet file (dataset make).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Feedback data set (.parquet).")],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="Feedback data set (.parquet).", callback=_output_file),
+    ],
     model: Annotated[
         Path | None, typer.Option("--model", help="Model whose first answers get feedback.")
     ] = None,
@@ -1287,7 +1313,10 @@ def dataset_feedback_cmd(
 @dataset_app.command("distill")
 def dataset_distill_cmd(
     dataset: Annotated[Path, typer.Argument(help="Data set Parquet file (dataset make).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Data set to write (.parquet).")],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="Data set to write (.parquet).", callback=_output_file),
+    ],
     model: Annotated[
         Path | None, typer.Option("--model", help="Model whose greedy lists are answered.")
     ] = None,
@@ -1364,7 +1393,9 @@ def dataset_distill_cmd(
 @tokenizer_app.command("train")
 def tokenizer_train_cmd(
     data: Annotated[Path, typer.Argument(help="Corpus or tuned Parquet file.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="tokenizer.json to write.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="tokenizer.json to write.", callback=_output_file)
+    ],
     vocab_size: Annotated[int, typer.Option("--vocab-size", help="Total tokens.")] = 8192,
     split: Annotated[str, typer.Option("--split", help="Split to train on.")] = "train",
     pre_tokenizer: Annotated[

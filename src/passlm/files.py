@@ -10,14 +10,22 @@ from pathlib import Path
 from passlm.errors import InputError
 
 
-def atomic_write(path: str | Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+def check_output_file(path: str | Path) -> Path:
+    """An output file's path, refused (a clear error) where it could never be written: a
+    directory, or in a directory that does not exist. Commands check it before their work."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a file path")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"{parent}: no such directory")
+    return parent
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    path = Path(path)
+    parent = check_output_file(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
