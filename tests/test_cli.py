@@ -135,6 +135,40 @@ def test_an_output_file_in_a_missing_directory_fails_before_the_work(tmp_path, a
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        ["split", str(SAMPLE)],
+        ["verify", str(SAMPLE), "--passes", "-Oz"],
+        ["eval", "--test", str(SAMPLE), "--strategies", "sample-1"],
+        ["train", str(ROOT / "data" / "tuned.parquet"), "--steps", "1"],
+        ["model", "export", str(ROOT / "src" / "passlm" / "model" / "default")],
+    ],
+)
+def test_an_output_directory_where_a_file_is_fails_before_the_work(tmp_path, args):
+    # eval ran for a minute before refusing; model export replaced the file with a model
+    target = tmp_path / "taken"
+    target.write_text("keep me\n")
+    res = run_passlm(*args, "-o", str(target), cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"error: {target}: exists and is not a directory", res.stderr
+    assert target.read_text() == "keep me\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_a_model_is_never_written_over_a_file(tmp_path):
+    from passlm.errors import InputError
+    from passlm.model import default_model_dir
+    from passlm.model.checkpoint import export_model
+
+    target = tmp_path / "taken"
+    target.write_text("keep me\n")
+    with pytest.raises(InputError, match="exists and is not a directory"):
+        export_model(default_model_dir(), target)
+    assert target.read_text() == "keep me\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+@pytest.mark.parametrize(
     ("script", "args", "message"),
     [
         ("strategies.py", ["--model", "NO_MODEL"], "NO_MODEL: no such model directory"),

@@ -38,6 +38,15 @@ def _output_file(path: Path | None) -> Path | None:
     return path
 
 
+def _output_dir(path: Path | None) -> Path | None:
+    """A directory output with a file in its place fails before the command's work."""
+    from passlm.files import check_output_dir
+
+    if path is not None:
+        check_output_dir(path)
+    return path
+
+
 OutputPath = Annotated[
     Path | None, typer.Option("-o", "--output", help="Output file.", callback=_output_file)
 ]
@@ -130,7 +139,10 @@ def ir_cmd(
 @app.command("split")
 def split_cmd(
     source: InputPath,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the modules.")],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="Directory for the modules.", callback=_output_dir),
+    ],
 ) -> None:
     """Split a module into one normalized module per defined function."""
     from passlm.files import atomic_write, safe_filename
@@ -557,7 +569,10 @@ def verify_cmd(
         float, typer.Option("--run-timeout", help="Seconds a -O0 run may take.")
     ] = 10.0,
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Directory: log, reproducers, summary.")
+        Path,
+        typer.Option(
+            "-o", "--output", help="Directory: log, reproducers, summary.", callback=_output_dir
+        ),
     ] = Path("passlm-verify"),
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Programs checked at once.")] = 2,
     timeout: Timeout = 60.0,
@@ -1470,7 +1485,12 @@ def eval_cmd(
     margin: Margin = "model",
     output: Annotated[
         Path,
-        typer.Option("-o", "--output", help="Report directory (JSON, Markdown, PNG, HTML)."),
+        typer.Option(
+            "-o",
+            "--output",
+            help="Report directory (JSON, Markdown, PNG, HTML).",
+            callback=_output_dir,
+        ),
     ] = Path("passlm-eval"),
     workers: Workers = None,
     timeout: Timeout = 60.0,
@@ -1613,7 +1633,9 @@ def train_cmd(
             metavar="DATASET...",
         ),
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Run directory.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Run directory.", callback=_output_dir)
+    ],
     preset: Annotated[str, typer.Option("--preset", help="Model preset name or JSON file.")] = (
         "cpu-small"
     ),
@@ -1776,7 +1798,9 @@ app.add_typer(model_app, name="model")
 @model_app.command("export")
 def model_export_cmd(
     model: Annotated[Path, typer.Argument(help="Model directory (e.g. RUN/model).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Directory to write.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Directory to write.", callback=_output_dir)
+    ],
     dtype: Annotated[
         str, typer.Option("--dtype", help="float32, bfloat16 or float16.")
     ] = "bfloat16",

@@ -22,6 +22,15 @@ def check_output_file(path: str | Path) -> Path:
     return parent
 
 
+def check_output_dir(path: str | Path) -> Path:
+    """An output directory's path, refused (a clear error) where a file is in its place: it
+    would be replaced, or the command would fail after its work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: exists and is not a directory")
+    return path
+
+
 def atomic_write(path: str | Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
     path = Path(path)
@@ -48,9 +57,7 @@ def atomic_write_files(out_dir: str | Path, files: dict[str, str | bytes]) -> li
     Every file is written into a staging directory beside ``out_dir`` first; a new
     ``out_dir`` is that directory renamed, an existing one gets each file moved in.
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: exists and is not a directory")
+    out_dir = check_output_dir(out_dir)
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"{parent}: no such directory")

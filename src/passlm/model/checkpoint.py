@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from passlm.errors import InputError
-from passlm.files import atomic_write
+from passlm.files import atomic_write, check_output_dir
 from passlm.model.tokenizer import load_tokenizer, save_tokenizer
 
 META_FILE = "passlm.json"
@@ -34,7 +34,9 @@ TRAINER_FILE = "trainer.json"
 
 
 def _write_dir(final: Path, fill) -> None:
-    """Create ``final`` atomically: ``fill(tmp)`` writes a sibling, which replaces ``final``."""
+    """Create ``final`` atomically: ``fill(tmp)`` writes a sibling, which replaces ``final``
+    (a directory; a file there is an error, not replaced)."""
+    check_output_dir(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
     try:
