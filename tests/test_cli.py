@@ -90,6 +90,8 @@ def test_optimize_reports_every_function(tmp_path):
         (["run", str(SAMPLE), "-p", "-Oz -Oz"], "-Oz"),
         (["ir", str(FIXTURES / "broken.c")], "does not compile"),
         (["optimize", "NOFUNCS.ll"], "NOFUNCS.ll: the module defines no functions"),
+        (["train", "EMPTY.ll", "-o", "run", "--steps", "5"], "--warmup 100: must be between 0"),
+        (["outcomes", str(ROOT / "data" / "corpus.parquet"), "-o", "o.parquet"], "found a corpus"),
         (["split", "NOFUNCS.ll", "-o", "out"], "NOFUNCS.ll: the module defines no functions"),
     ],
 )
@@ -97,7 +99,9 @@ def test_bad_input_gives_one_line_error(tmp_path, args, message):
     (tmp_path / "EMPTY.ll").write_text("")
     (tmp_path / "BAD.ll").write_text("define i32 @f() {\n ret i64 0\n}\n")
     (tmp_path / "NOFUNCS.ll").write_text("@g = global i32 0\n")
+    before = set(tmp_path.iterdir())
     res = run_passlm(*args, cwd=tmp_path)
+    assert set(tmp_path.iterdir()) == before  # nothing left behind (outcomes' store, a run)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr

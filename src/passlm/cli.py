@@ -915,9 +915,12 @@ def outcomes_cmd(
     from passlm.llvm.pool import WorkerPool
     from passlm.search.outcomes import outcomes_from_tuned, write_outcomes
     from passlm.search.store import TrialStore
+    from passlm.search.tuned import KIND as TUNED_KIND
+    from passlm.tables import read_meta
 
     if lists < 1:
         raise InputError(f"--lists must be at least 1, got {lists}")
+    read_meta(tuned, TUNED_KIND)  # a wrong input fails before the store is created beside -o
     deny = load_denylist(denylist)
     tc = _toolchain()
     trials = TrialStore(store or output.with_name(output.name + ".store.sqlite"), tc.version)
@@ -1702,6 +1705,8 @@ def train_cmd(
     from passlm.model.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
     from passlm.model.train import LOG_FILE, TrainConfig, train
 
+    if steps >= 1 and not 0 <= warmup <= steps:  # named as the user typed them
+        raise InputError(f"--warmup {warmup}: must be between 0 and --steps ({steps})")
     try:
         config = TrainConfig(
             steps=steps,
