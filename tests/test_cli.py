@@ -122,12 +122,12 @@ def test_output_is_not_left_partial_on_error(tmp_path):
         ["ir", str(SAMPLE)],
         ["optimize", str(SAMPLE), "--no-model"],
         ["autotune", str(ROOT / "data" / "corpus.parquet")],
-        ["corpus", "build", "--recipe", str(ROOT / "corpus" / "unseen.toml")],
         ["outcomes", str(ROOT / "data" / "tuned.parquet")],
         ["dataset", "make", str(ROOT / "data" / "tuned.parquet")],
     ],
 )
 def test_an_output_file_in_a_missing_directory_fails_before_the_work(tmp_path, args):
+    # (corpus build creates the directory: tests/test_corpus.py interrupts one that did)
     # these would compile, tune or fetch for seconds to hours before writing
     res = run_passlm(*args, "-o", str(tmp_path / "nodir" / "out"), cwd=tmp_path)
     assert res.returncode == 2
@@ -210,3 +210,30 @@ def test_benchmark_scripts_report_bad_input_in_one_line(tmp_path, script, args, 
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
     assert message in lines[0]
+
+
+def test_ctrl_c_in_a_command_says_so_and_exits_130(capsys):
+    # typer turns a KeyboardInterrupt inside a command into a silent exit 130
+    import typer
+
+    from passlm.cli import report_errors
+
+    app = typer.Typer()
+
+    @app.command()
+    def work() -> None:
+        raise KeyboardInterrupt
+
+    @app.command()
+    def other() -> None:
+        pass
+
+    with pytest.raises(SystemExit) as exc:
+        report_errors(lambda: app(["work"]))
+    assert exc.value.code == 130
+    assert capsys.readouterr().err.strip() == (
+        "interrupted; run the same command again (resumable work goes on where it stopped)"
+    )
+    with pytest.raises(SystemExit) as exc:
+        report_errors(lambda: app(["other"]))
+    assert exc.value.code == 0 and capsys.readouterr().err == ""

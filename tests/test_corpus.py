@@ -461,5 +461,6 @@ def test_interrupted_build_leaves_no_partial_output(tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, err
+    assert "interrupted; run the same command again" in err
     assert out.parent.is_dir() and list(out.parent.iterdir()) == []
     assert not list(cache.rglob("*.tmp"))

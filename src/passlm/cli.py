@@ -38,6 +38,13 @@ def _output_file(path: Path | None) -> Path | None:
     return path
 
 
+def _output_file_new_dir(path: Path | None) -> Path | None:
+    """``_output_file`` for a command that creates the file's directory (corpus build)."""
+    if path is not None and path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a file path")
+    return path
+
+
 def _output_dir(path: Path | None) -> Path | None:
     """A directory output with a file in its place fails before the command's work."""
     from passlm.files import check_output_dir
@@ -710,7 +717,10 @@ app.add_typer(corpus_app, name="corpus")
 @corpus_app.command("build")
 def corpus_build_cmd(
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Corpus file (.parquet).", callback=_output_file)
+        Path,
+        typer.Option(
+            "-o", "--output", help="Corpus file (.parquet).", callback=_output_file_new_dir
+        ),
     ],
     sources: Annotated[
         list[str] | None,
@@ -1898,6 +1908,23 @@ def _terminate(signum, frame) -> None:
     raise Terminated()
 
 
+# no partial output is ever left; what commands store as they go (the corpus cache, the trial
+# stores, training checkpoints, batch optimize's finished files) is kept and used again
+_AGAIN = "run the same command again (resumable work goes on where it stopped)"
+
+
+def _from_ctrl_c(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while handling a KeyboardInterrupt (its cause or context)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def report_errors(entry: Callable[[], object]) -> None:
     """Run ``entry`` (the CLI, or a benchmark's ``main``): user errors become one line on
     stderr and exit status 2, Ctrl-C and SIGTERM a line saying the work resumes, file-system
@@ -1914,11 +1941,15 @@ def report_errors(entry: Callable[[], object]) -> None:
         )
         sys.exit(2)
     except Terminated:
-        err_console.print("terminated; run the same command again to resume")
+        err_console.print(f"terminated; {_AGAIN}", soft_wrap=True)
         sys.exit(143)
     except KeyboardInterrupt:
-        err_console.print("interrupted; run the same command again to resume")
+        err_console.print(f"interrupted; {_AGAIN}", soft_wrap=True)
         sys.exit(130)
+    except SystemExit as exc:
+        if _from_ctrl_c(exc):  # typer turns Ctrl-C into a silent exit 130: say what it means
+            err_console.print(f"interrupted; {_AGAIN}", soft_wrap=True)
+        raise
     except (OSError, sqlite3.Error) as exc:
         # a full disk, a file size limit, a vanished directory: one line, not a traceback;
         # outputs are written atomically and stores commit as they go, so nothing is lost
