@@ -332,6 +332,10 @@ def test_a_model_records_the_prompt_it_was_trained_on(tmp_path, tokenizer, examp
 def test_load_errors(tmp_path):
     with pytest.raises(InputError, match="no such model directory"):
         ckpt.load(tmp_path / "missing")
+    (tmp_path / "weights.safetensors").write_bytes(b"")
+    with pytest.raises(InputError, match=r"weights\.safetensors: a file, not a model directory"):
+        ckpt.load(tmp_path / "weights.safetensors")
+    (tmp_path / "weights.safetensors").unlink()
     with pytest.raises(InputError, match=r"no config\.json"):
         ckpt.load(tmp_path)
     (tmp_path / "config.json").write_text("{not json")

@@ -84,6 +84,8 @@ def load(path: str | Path, *, device: str | torch.device = "cpu"):
 
     hf_logging.disable_progress_bar()  # passlm shows its own progress; keep stderr readable
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: a file, not a model directory")
     if not path.is_dir():
         raise InputError(f"{path}: no such model directory")
     if not (path / "config.json").is_file():
