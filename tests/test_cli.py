@@ -127,8 +127,8 @@ def test_output_is_not_left_partial_on_error(tmp_path):
     ],
 )
 def test_an_output_file_in_a_missing_directory_fails_before_the_work(tmp_path, args):
-    # (corpus build creates the directory: tests/test_corpus.py interrupts one that did)
-    # these would compile, tune or fetch for seconds to hours before writing
+    # these would compile or tune for seconds to hours before writing (corpus build creates
+    # the directory instead: tests/test_corpus.py interrupts one that did)
     res = run_passlm(*args, "-o", str(tmp_path / "nodir" / "out"), cwd=tmp_path)
     assert res.returncode == 2
     assert res.stderr.strip() == f"error: {tmp_path / 'nodir'}: no such directory", res.stderr

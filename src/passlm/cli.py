@@ -40,8 +40,10 @@ def _output_file(path: Path | None) -> Path | None:
 
 def _output_file_new_dir(path: Path | None) -> Path | None:
     """``_output_file`` for a command that creates the file's directory (corpus build)."""
-    if path is not None and path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a file path")
+    from passlm.files import check_output_file
+
+    if path is not None:
+        check_output_file(path, parent_may_be_missing=True)
     return path
 
 
@@ -157,8 +159,6 @@ def split_cmd(
 
     tc = _toolchain()
     modules = _split_named(source, load_ir(source, tc), tc)
-    if output.exists() and not output.is_dir():
-        raise InputError(f"{output}: exists and is not a directory")
     output.mkdir(parents=True, exist_ok=True)
     table = Table("function", "instructions", "file")
     used: set[str] = set()

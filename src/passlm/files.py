@@ -10,14 +10,15 @@ from pathlib import Path
 from passlm.errors import InputError
 
 
-def check_output_file(path: str | Path) -> Path:
-    """An output file's path, refused (a clear error) where it could never be written: a
-    directory, or in a directory that does not exist. Commands check it before their work."""
+def check_output_file(path: str | Path, *, parent_may_be_missing: bool = False) -> Path:
+    """An output file's directory; a clear error where the file could never be written: a
+    directory in its place, or (unless the caller creates it) no such directory. Commands
+    check it before their work."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a file path")
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
+    if not parent.is_dir() and not parent_may_be_missing:
         raise InputError(f"{parent}: no such directory")
     return parent
 
