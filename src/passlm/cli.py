@@ -304,7 +304,7 @@ def optimize_cmd(
     The model proposes pass lists per function (--strategy); LLVM compiles them and the best is
     kept, never worse than -Oz unless --strategy predict is asked for.
     """
-    from passlm.files import check_output_file
+    from passlm.files import check_output_dir, check_output_file
     from passlm.llvm.cache import CachedCompiler
     from passlm.llvm.denylist import load_denylist
     from passlm.llvm.emit import EMIT_KINDS, text_size
@@ -329,10 +329,10 @@ def optimize_cmd(
     batch = source.is_dir()
     if batch and output is None:
         raise InputError(f"{source}: a directory needs -o OUTPUT_DIRECTORY")
-    if batch and output is not None and output.exists() and not output.is_dir():
-        raise InputError(f"{output}: exists and is not a directory")
-    if not batch and output is not None:
-        check_output_file(output)  # before the work, not after it
+    if output is not None and batch:  # checked before the work, not after it
+        check_output_dir(output)
+    elif output is not None:
+        check_output_file(output)
     tc = _toolchain()
     propose, label, model_used = None, "oz", None
     if not spec.needs_model and endpoint is not None:

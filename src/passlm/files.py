@@ -17,8 +17,15 @@ def check_output_file(path: str | Path, *, parent_may_be_missing: bool = False) 
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a file path")
+    if parent_may_be_missing:
+        return path.parent if str(path.parent) else Path(".")
+    return _existing_parent(path)
+
+
+def _existing_parent(path: Path) -> Path:
+    """The directory ``path`` would be written in; an error where there is none."""
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir() and not parent_may_be_missing:
+    if not parent.is_dir():
         raise InputError(f"{parent}: no such directory")
     return parent
 
@@ -59,9 +66,7 @@ def atomic_write_files(out_dir: str | Path, files: dict[str, str | bytes]) -> li
     ``out_dir`` is that directory renamed, an existing one gets each file moved in.
     """
     out_dir = check_output_dir(out_dir)
-    parent = out_dir.parent if str(out_dir.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{parent}: no such directory")
+    parent = _existing_parent(out_dir)
     stage = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     try:
         os.chmod(stage, 0o777 & ~_umask())
