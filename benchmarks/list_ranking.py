@@ -37,10 +37,11 @@ from passlm.data.format import PASSES_CLOSE, PASSES_OPEN, render_prompt
 from passlm.evaluate.baselines import PopularLists
 from passlm.files import atomic_write
 from passlm.llvm.denylist import load_denylist
+from passlm.llvm.ir import ir_features
 from passlm.llvm.passes import parse_pass_list
 from passlm.llvm.pool import WorkerPool
 from passlm.llvm.toolchain import default_toolchain
-from passlm.search.features import ir_features, log_counts
+from passlm.search.features import log_counts
 
 console = Console(width=110)
 KS = (1, 2, 3, 5, 10, 30)

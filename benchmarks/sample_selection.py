@@ -49,7 +49,7 @@ from rich.console import Console
 from rich.table import Table
 
 from passlm.errors import InputError, PasslmError
-from passlm.evaluate.metrics import share_points
+from passlm.evaluate.metrics import best_of, share_points
 from passlm.evaluate.testset import parse_source
 from passlm.files import atomic_write
 
@@ -148,13 +148,9 @@ def collect(source: str, shard: int, shards: int, pool_size: int, guided_n: int,
             fh.flush()
 
 
-def _best(oz: int, counts) -> int:
-    return min([c for c in counts if c is not None] + [oz])
-
-
 def first_n(r: dict, n: int) -> int:
     """``sample-n``: the first n samples."""
-    return _best(r["oz"], r["counts"][:n])
+    return best_of(r["oz"], r["counts"][:n])
 
 
 def by_predicted(r: dict, n: int, keep: int = 0) -> int:
@@ -163,7 +159,7 @@ def by_predicted(r: dict, n: int, keep: int = 0) -> int:
     rest = [i for i in range(len(r["lists"])) if i not in head]
     rest.sort(key=lambda i: (r["predicted"][i] is None, r["predicted"][i] or 0, i))
     chosen = head + rest[: n - len(head)]
-    return _best(r["oz"], [r["counts"][i] for i in chosen])
+    return best_of(r["oz"], [r["counts"][i] for i in chosen])
 
 
 def _first_distinct(r: dict, n: int, proposed) -> int:
@@ -176,7 +172,7 @@ def _first_distinct(r: dict, n: int, proposed) -> int:
         if passes not in seen:
             seen.add(passes)
             counts.append(count)
-    return _best(r["oz"], counts)
+    return best_of(r["oz"], counts)
 
 
 def model_then_guided(r: dict, n: int, m: int) -> int:

@@ -25,8 +25,8 @@ from passlm.evaluate.compare import (
 from passlm.evaluate.report import read_report, sections, to_html, to_markdown
 from passlm.evaluate.testset import TestFunction, load_test_set, read_training
 from passlm.llvm.backend import InProcessCompiler, Task
+from passlm.llvm.ir import ir_features
 from passlm.llvm.passes import PassList, parse_pass_list
-from passlm.search.features import ir_features
 
 OZ = "-Oz"
 
@@ -436,8 +436,16 @@ def test_fraction_interval_by_hand():
 
 
 def test_shares_and_paired_differences_by_hand():
-    from passlm.evaluate.metrics import fraction_interval, gain_share, paired, share_points
+    from passlm.evaluate.metrics import (
+        best_of,
+        fraction_interval,
+        gain_share,
+        paired,
+        share_points,
+    )
 
+    assert best_of(10, [12, None, 9, 11]) == 9  # a failed compile (None) is skipped
+    assert best_of(10, [12, None]) == 10 and best_of(10, []) == 10  # -Oz is always kept
     oz = [10] * 100
     tuner = [9] * 100
     half = [9] * 50 + [10] * 50

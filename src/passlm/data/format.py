@@ -101,7 +101,7 @@ class OzContext:
 def oz_summary(oz_ir: str) -> str:
     """What -Oz's output is made of, in one line: its blocks, then each opcode's count (most
     frequent first, ties by name)."""
-    from passlm.search.features import ir_features
+    from passlm.llvm.ir import ir_features
 
     feats = ir_features(oz_ir)
     ops = sorted(

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from passlm.llvm.ir import ir_features
 from passlm.llvm.passes import PassList, parse_pass_list
-from passlm.search.features import ir_features, log_counts
+from passlm.search.features import log_counts
 from passlm.search.outcomes import rank_popular
 from passlm.search.space import random_list
 

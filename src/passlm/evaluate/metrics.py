@@ -125,6 +125,12 @@ def stored_interval(interval: tuple[float, float] | None) -> list[float] | None:
     return None if interval is None else [round(v, 4) for v in interval]
 
 
+def best_of(oz_count: int, counts: Sequence[int | None]) -> int:
+    """What a strategy keeps of its compiled candidates: the lowest of ``-Oz``'s count and
+    theirs, the lists that failed (None) skipped (``-Oz`` is always a candidate)."""
+    return min([oz_count, *(c for c in counts if c is not None)])
+
+
 def gain_share(
     oz_counts: Sequence[int], counts: Sequence[int], reference_counts: Sequence[int]
 ) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from pathlib import Path
 
 from passlm.errors import CommandFailed, InputError, InvalidIR, SourceCompileError
@@ -284,6 +285,44 @@ def extract_function(
     except CommandFailed as exc:
         raise InvalidIR(f"cannot extract function {name}: {exc.detail}") from None
     return normalize(out.text)
+
+
+_FEATURE_ASSIGNED = re.compile(
+    r"^(?:%[-\w.$\"]+|%\d+)\s*=\s*(?:(?:tail|musttail|notail)\s+)?([a-z]+)"
+)
+_FEATURE_UNASSIGNED = re.compile(r"^(?:(?:tail|musttail|notail)\s+)?([a-z]+)\b")
+_FEATURE_LABEL = re.compile(r'^(?:[-\w.$]+|"[^"]*"):')
+
+
+def ir_features(ir: str) -> Counter[str]:
+    """Counts describing a function's IR: opcodes, basic blocks, calls, arguments, size."""
+    feats: Counter[str] = Counter()
+    in_body = False
+    for raw in ir.splitlines():
+        line = raw.strip()
+        if not in_body:
+            if line.startswith("define ") and line.endswith("{"):
+                in_body = True
+                feats["args"] += line.count(", ") + (0 if "()" in line else 1)
+            elif line.startswith("@"):
+                feats["globals"] += 1
+            elif line.startswith("declare "):
+                feats["declared"] += 1
+            continue
+        if line == "}":
+            in_body = False
+            continue
+        if not line or line.startswith(";"):
+            continue
+        if _FEATURE_LABEL.match(line):
+            feats["blocks"] += 1
+            continue
+        m = _FEATURE_ASSIGNED.match(line) or _FEATURE_UNASSIGNED.match(line)
+        if m:
+            feats[f"op:{m.group(1)}"] += 1
+            feats["instructions"] += 1
+    feats["blocks"] += 1  # the entry block has no label in normalized IR
+    return feats
 
 
 def parse_error(stderr: bytes | str) -> str:

@@ -3,7 +3,7 @@ function, next to that function's IR features. It is what the guided search
 (:mod:`passlm.search.guided`) reads to decide which list to compile next.
 
 One row per training function: its -Oz count, the count after each list (null where the compile
-failed), and its IR feature counts (:func:`passlm.search.features.ir_features`) in the column
+failed), and its IR feature counts (:func:`passlm.llvm.ir.ir_features`) in the column
 order of ``feature_keys``. The lists are the training split's most frequent best lists, -Oz and
 deny-listed ones left out (:class:`passlm.evaluate.baselines.PopularLists`' order, which is also
 the guided search's tie-break). Building it compiles every list on every training function;
@@ -24,8 +24,9 @@ import pyarrow as pa
 from passlm import __version__
 from passlm.errors import InputError
 from passlm.llvm.backend import Compiler, Result, Task
+from passlm.llvm.ir import ir_features
 from passlm.llvm.passes import OZ, PassList, parse_pass_list
-from passlm.search.features import ir_features, log_counts
+from passlm.search.features import log_counts
 from passlm.search.store import Trial, TrialStore
 from passlm.search.tuned import read_tuned
 from passlm.tables import read_rows, write_rows
