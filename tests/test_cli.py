@@ -90,7 +90,11 @@ def test_optimize_reports_every_function(tmp_path):
         (["run", str(SAMPLE), "-p", "-Oz -Oz"], "-Oz"),
         (["ir", str(FIXTURES / "broken.c")], "does not compile"),
         (["optimize", "NOFUNCS.ll"], "NOFUNCS.ll: the module defines no functions"),
-        (["train", "EMPTY.ll", "-o", "run", "--steps", "5"], "--warmup 100: must be between 0"),
+        (
+            ["train", "EMPTY.ll", "-o", "run", "--steps", "5"],
+            "--warmup 100: must be between 0 and --steps (5)",
+        ),
+        (["train", "EMPTY.ll", "-o", "run", "--batch-size", "0"], "--batch-size 0: must be at"),
         (["outcomes", str(ROOT / "data" / "corpus.parquet"), "-o", "o.parquet"], "found a corpus"),
         (["split", "NOFUNCS.ll", "-o", "out"], "NOFUNCS.ll: the module defines no functions"),
     ],

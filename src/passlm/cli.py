@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -1636,6 +1637,15 @@ def _eval_line(step: int, e: dict) -> str:
     )
 
 
+# TrainConfig's fields that train_cmd sets, by the option that sets them
+_TRAIN_OPTIONS = {
+    "steps": "--steps", "batch_size": "--batch-size", "block_size": "--block-size",
+    "lr": "--lr", "warmup_steps": "--warmup", "eval_every": "--eval-every",
+    "checkpoint_every": "--checkpoint-every", "precision": "--precision",
+}  # fmt: skip
+_TRAIN_FIELD = re.compile(r"\b(?:" + "|".join(_TRAIN_OPTIONS) + r")\b")
+
+
 @app.command("train")
 def train_cmd(
     datasets: Annotated[
@@ -1715,8 +1725,6 @@ def train_cmd(
     from passlm.model.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
     from passlm.model.train import LOG_FILE, TrainConfig, train
 
-    if steps >= 1 and not 0 <= warmup <= steps:  # named as the user typed them
-        raise InputError(f"--warmup {warmup}: must be between 0 and --steps ({steps})")
     try:
         config = TrainConfig(
             steps=steps,
@@ -1730,8 +1738,8 @@ def train_cmd(
             device=device,
             precision=precision,
         )
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    except ValueError as exc:  # its fields named as the user typed them
+        raise InputError(_TRAIN_FIELD.sub(lambda m: _TRAIN_OPTIONS[m[0]], str(exc))) from None
     model_preset = load_preset(preset)
     if init is not None:
         import json

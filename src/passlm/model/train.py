@@ -69,18 +69,35 @@ class TrainConfig:
     precision: str = "auto"  # matmuls: "auto" (bf16 where native), "bf16" (autocast), "fp32"
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.block_size < 2:
-            raise ValueError("steps, batch_size must be positive and block_size at least 2")
-        if not 0 <= self.warmup_steps <= self.steps:
-            raise ValueError("warmup_steps must be between 0 and steps")
-        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1 or self.weight_decay < 0:
-            raise ValueError("lr must be positive, min_lr_ratio in [0, 1], weight_decay >= 0")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1) or self.grad_clip < 0:
-            raise ValueError("betas must be in [0, 1) and grad_clip non-negative")
-        if self.eval_every < 0 or self.checkpoint_every < 1:
-            raise ValueError("eval_every must be >= 0 and checkpoint_every positive")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        # each message names the fields as they are spelled here and gives their values; the
+        # CLI renames the fields to its options (cli.train_cmd)
+        checks = (
+            (self.steps >= 1, f"steps {self.steps}: must be at least 1"),
+            (self.batch_size >= 1, f"batch_size {self.batch_size}: must be at least 1"),
+            (self.block_size >= 2, f"block_size {self.block_size}: must be at least 2"),
+            (
+                0 <= self.warmup_steps <= self.steps,
+                f"warmup_steps {self.warmup_steps}: must be between 0 and steps ({self.steps})",
+            ),
+            (self.lr > 0, f"lr {self.lr:g}: must be positive"),
+            (0 <= self.min_lr_ratio <= 1, f"min_lr_ratio {self.min_lr_ratio:g}: must be in [0, 1]"),
+            (self.weight_decay >= 0, f"weight_decay {self.weight_decay:g}: must be >= 0"),
+            (0 <= self.beta1 < 1, f"beta1 {self.beta1:g}: must be in [0, 1)"),
+            (0 <= self.beta2 < 1, f"beta2 {self.beta2:g}: must be in [0, 1)"),
+            (self.grad_clip >= 0, f"grad_clip {self.grad_clip:g}: must be >= 0"),
+            (self.eval_every >= 0, f"eval_every {self.eval_every}: must be >= 0"),
+            (
+                self.checkpoint_every >= 1,
+                f"checkpoint_every {self.checkpoint_every}: must be at least 1",
+            ),
+            (
+                self.precision in PRECISIONS,
+                f"precision {self.precision}: must be one of {', '.join(PRECISIONS)}",
+            ),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of ``lr`` at optimizer step ``step`` (0-based)."""
