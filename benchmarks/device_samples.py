@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from passlm.errors import InputError, PasslmError
-from passlm.evaluate.metrics import share_points
+from passlm.evaluate.metrics import best_of, share_points
 from passlm.files import atomic_write
 
 DEFAULT_SOURCES = (
@@ -99,14 +99,20 @@ def prompts_cmd(args: argparse.Namespace) -> None:
 
 
 def _sample_shard(
-    model_dir: str, prompts: list[tuple[int, str | None]], n: int, out: mp.Queue
+    model_dir: str,
+    prompts: list[tuple[int, str | None]],
+    n: int,
+    out: mp.Queue,
+    temperature: float | None = None,
+    seed: int = 0,
 ) -> None:
-    """One worker: each prompt's lists, as (index, lists), then None."""
+    """One worker: each prompt's lists, as (index, lists), then None. Priority samples, or with
+    ``temperature`` samples drawn at it (``temperature_sample``)."""
     import torch
 
     from passlm.llvm.denylist import load_denylist
     from passlm.model import load
-    from passlm.model.constrained import priority_sample
+    from passlm.model.constrained import priority_sample, temperature_sample
     from passlm.optimize.strategies import _Candidates, constraint_for
 
     torch.set_num_threads(1)
@@ -115,14 +121,19 @@ def _sample_shard(
     constraint = constraint_for(tok, deny)
     for i, prompt in prompts:
         kept = _Candidates(deny)
-        if prompt is not None:
+        if prompt is not None and temperature is None:
             priority_sample(model, tok, prompt, n, constraint=constraint, keep=kept)
+        elif prompt is not None:  # seeded per prompt as propose does: the draws sample-N makes
+            temperature_sample(
+                model, tok, prompt, n, temperature=temperature, seed=seed,
+                constraint=constraint, keep=kept,
+            )  # fmt: skip
         out.put((i, [str(p) for p in kept.lists]))
     out.put(None)
 
 
 def sample_cmd(args: argparse.Namespace) -> None:
-    """Every model's ``n`` priority samples for every prompt."""
+    """Every model's ``n`` samples (priority, or drawn at ``--temperature``) for every prompt."""
     rows = _read_jsonl(args.prompts)
     args.output.mkdir(parents=True, exist_ok=True)
     ctx = mp.get_context("spawn")
@@ -136,7 +147,10 @@ def sample_cmd(args: argparse.Namespace) -> None:
         shards = [[(i, rows[i]["prompt"]) for i in order[w :: args.workers]]
                   for w in range(args.workers)]  # fmt: skip
         workers = [
-            ctx.Process(target=_sample_shard, args=(model_dir, shard, args.n, queue))
+            ctx.Process(
+                target=_sample_shard,
+                args=(model_dir, shard, args.n, queue, args.temperature, args.seed),
+            )
             for shard in shards
         ]
         start = time.perf_counter()
@@ -173,7 +187,7 @@ def sample_cmd(args: argparse.Namespace) -> None:
 def _sample_k(scored: list[dict], k: int) -> dict:
     """``sample-k`` (the best of ``-Oz`` and the first k lists that compiled): its share of the
     autotuner's gain in points, as ``benchmarks/sample_selection.py`` stores its rules'."""
-    best = [min([r["oz"], *(c for c in r["counts"][:k] if c is not None)]) for r in scored]
+    best = [best_of(r["oz"], r["counts"][:k]) for r in scored]
     return share_points([r["oz"] for r in scored], best, [r["autotuner"] for r in scored])
 
 
@@ -237,6 +251,8 @@ def main() -> None:
     s.add_argument("--model", action="append", required=True, help="NAME=DIR")
     s.add_argument("--n", type=int, default=10)
     s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--temperature", type=float, help="draw at this temperature, not priority")
+    s.add_argument("--seed", type=int, default=0, help="with --temperature")
     s.add_argument("-o", "--output", type=Path, required=True)
     s.set_defaults(run=sample_cmd)
     c = sub.add_parser("score")

@@ -37,6 +37,8 @@ def test_split_sampling_gives_the_lists_and_counts_of_sample_n(tmp_path):
          "--workers", "1", "-o", str(prompts), cwd=tmp_path)  # fmt: skip
     _run("sample", str(prompts), "--model", f"m={model_dir}", "--n", "3", "--workers", "2",
          "-o", str(samples), cwd=tmp_path)  # fmt: skip
+    _run("sample", str(prompts), "--model", f"hot={model_dir}", "--n", "3", "--workers", "2",
+         "--temperature", "1.5", "--seed", "3", "-o", str(samples), cwd=tmp_path)  # fmt: skip
     lists = tmp_path / "lists.json.gz"
     _run("score", str(prompts), str(samples / "m.jsonl.gz"), "--workers", "1",
          "-o", str(tmp_path / "summary.json"), "--lists", str(lists), cwd=tmp_path)  # fmt: skip
@@ -53,6 +55,12 @@ def test_split_sampling_gives_the_lists_and_counts_of_sample_n(tmp_path):
         ).functions  # fmt: skip
         expected = propose(model, tok, [f.ir for f in functions], parse_strategy("sample-3"),
                            denylist=load_denylist(), compiler=compiler)  # fmt: skip
+        hot = parse_strategy("sample-3", sampling="temperature", temperature=1.5, seed=3)
+        drawn = propose(model, tok, [f.ir for f in functions], hot, denylist=load_denylist(),
+                        compiler=compiler)  # fmt: skip
+        hot_rows = [json.loads(line) for line in
+                    gzip.decompress((samples / "hot.jsonl.gz").read_bytes()).splitlines()]  # fmt: skip
+        assert [r["lists"] for r in hot_rows] == [[str(p) for p in ls] for ls in drawn]
         assert [r["hash"] for r in got] == [f.hash for f in functions]
         for f, row, lists in zip(functions, got, expected, strict=True):
             assert row["lists"] == [str(p) for p in lists]  # what eval's sample-3 compiles

@@ -557,7 +557,16 @@ def test_strategies_on_the_memorized_model(memorized, examples, toolchain, sampl
             model, tok, irs, parse_strategy(f"sample-{k}")
         )
     hot = parse_strategy("sample-4", sampling="temperature", temperature=1.5, seed=3)
-    assert propose(model, tok, irs, hot) == propose(model, tok, irs, hot)  # same seed, same lists
+    drawn = propose(model, tok, irs, hot)
+    assert drawn == propose(model, tok, irs, hot)  # same seed, same lists
+    assert drawn != propose(model, tok, irs, parse_strategy("sample-4", sampling="temperature",
+                                                            temperature=1.5, seed=4))  # fmt: skip
+    for lists in drawn:
+        assert 1 <= len(lists) <= 4 and len(set(map(str, lists))) == len(lists)
+        assert "-Oz" not in map(str, lists)
+    for k in (1, 2):  # drawn in an order that does not depend on N, like priority samples
+        again = parse_strategy(f"sample-{k}", sampling="temperature", temperature=1.5, seed=3)
+        assert [lists[:k] for lists in drawn] == propose(model, tok, irs, again)
 
     for name, strategy in (("predict", "predict"), ("backup", "oz-backup"), ("s3", "sample-3")):
         spec = parse_strategy(strategy)
@@ -576,7 +585,7 @@ def test_strategies_on_the_memorized_model(memorized, examples, toolchain, sampl
 
 
 def test_constrained_decoding_never_yields_an_invalid_list(tokenizer, examples):
-    from passlm.model.constrained import PassListConstraint, priority_sample
+    from passlm.model.constrained import PassListConstraint, priority_sample, temperature_sample
 
     torch.manual_seed(0)
     from transformers import LlamaForCausalLM
@@ -592,8 +601,12 @@ def test_constrained_decoding_never_yields_an_invalid_list(tokenizer, examples):
         untrained, tokenizer, [prompt] * 12, until=PASSES, sample=True, seed=1,
         constraint=constraint, temperature=2.0,
     )  # fmt: skip
-    texts = [s.text for s in unique] + [g.text for g in drawn]
+    hot = temperature_sample(
+        untrained, tokenizer, prompt, 12, temperature=2.0, seed=1, constraint=constraint
+    )
+    texts = [s.text for s in unique] + [g.text for g in drawn] + [s.text for s in hot]
     assert len(unique) == 12 and len({s.tokens for s in unique}) == 12
+    assert len(hot) == 12 and len({s.tokens for s in hot}) == 12
     for text in texts:
         parsed = fmt.parse_answer(text)
         assert parsed.passes is not None, (text, parsed.pass_error)

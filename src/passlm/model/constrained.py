@@ -9,6 +9,7 @@ O-level already used, so no proposal is wasted on an invalid list.
 greedy answer; every later one expands the most probable prefix not yet taken (a branch left
 at some step of an earlier sample) and completes it greedily. Samples are unique, come in
 (approximately) decreasing probability, and are deterministic: no seed is involved.
+:func:`temperature_sample` draws unique answers at a temperature instead, seeded.
 """
 
 from __future__ import annotations
@@ -231,6 +232,86 @@ def answer_logprobs(
     return out
 
 
+@torch.no_grad()
+def temperature_sample(
+    model,
+    tokenizer,
+    prompt: str,
+    n: int,
+    *,
+    temperature: float = 1.0,
+    seed: int = 0,
+    constraint: PassListConstraint | None = None,
+    max_new_tokens: int = 64,
+    keep: Callable[[Sample], bool] | None = None,
+    max_draws: int = 64,
+) -> list[Sample]:
+    """Up to ``n`` unique pass-list answers drawn at ``temperature``, in the order first drawn
+    (``[]`` if the prompt does not fit).
+
+    Draws go on past repeats (and, with ``keep``, past refused samples) until ``n`` are kept or
+    ``max_draws`` were drawn. One seeded generator draws every token, and the draws do not
+    depend on ``n``, so the first k kept of a run for ``n`` are exactly a run for k's. The
+    next-token log-probabilities after a prefix are computed once and reused by every later
+    draw through it (draws repeat the likely prefixes), so a draw runs the model only where it
+    leaves the paths already taken. ``Sample.logprob`` is under the model (temperature 1).
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    ids = [BOS_ID, *tokenizer.encode(prompt, add_special_tokens=False).ids]
+    context = int(model.config.max_position_embeddings)
+    if len(ids) + ANSWER_ROOM > context:
+        return []
+    budget = min(max_new_tokens, context - len(ids))
+    forced = [constraint.open_id] if constraint is not None else []
+    stop = constraint.close_id if constraint is not None else tokenizer.token_to_id(PASSES_CLOSE)
+    session = decoding_session(model)
+
+    def rows(answer: list[int]) -> list[int] | None:
+        return constraint.allowed(answer) if constraint is not None else None
+
+    def log_probs(answer: list[int], logits: torch.Tensor) -> torch.Tensor:
+        scores = logits.float()
+        if constraint is not None:  # renormalized over the allowed tokens
+            scores = constraint.mask(answer, scores)
+        return torch.log_softmax(scores, dim=-1)
+
+    session.start(ids + forced, rows(forced))
+    known = {tuple(forced): log_probs(forced, session.logits_at_start())}
+    held: tuple[int, ...] = tuple(forced)  # the answer the session's cache ends with
+    generator = torch.Generator().manual_seed(seed)
+    samples: list[Sample] = []
+    seen: set[tuple[int, ...]] = set()
+    for _ in range(max_draws):
+        if len(samples) >= n:
+            break
+        answer, logprob = list(forced), 0.0
+        while not ((answer and answer[-1] == stop) or len(answer) >= budget):
+            key = tuple(answer)
+            logp = known.get(key)
+            if logp is None:
+                if key[:-1] == held:
+                    logits = session.step(answer[-1], rows(answer))
+                else:
+                    logits = session.branch(answer[len(forced) :], rows(answer))
+                logp = known[key] = log_probs(answer, logits)
+                held = key
+            if not bool(torch.isfinite(logp).any()):
+                break
+            probs = torch.softmax(logp / temperature, dim=-1)
+            token = int(torch.multinomial(probs.cpu(), 1, generator=generator))  # the CPU generator
+            answer.append(token)
+            logprob += float(logp[token])
+        key = tuple(answer)
+        if key in seen:
+            continue
+        seen.add(key)
+        sample = Sample(tokenizer.decode(answer, skip_special_tokens=True), logprob, key)
+        if keep is None or keep(sample):
+            samples.append(sample)
+    return samples
+
+
 class _FastSession:
     """Priority sampling's prompt and branches on :class:`~passlm.model.fast.FastLlama`: a
     branch truncates the key-value cache back to the prompt. ``rows``: the only logits the
@@ -241,6 +322,9 @@ class _FastSession:
 
     def start(self, ids: list[int], rows: list[int] | None) -> None:
         self.logits, self.prompt = self.fast.prefill(ids, rows), len(ids)
+
+    def logits_at_start(self) -> torch.Tensor:
+        return self.logits
 
     def branch(self, tokens: list[int], rows: list[int] | None) -> torch.Tensor:
         self.fast.truncate(self.prompt)
@@ -260,6 +344,9 @@ class _ModelSession:
 
     def start(self, ids: list[int], rows: list[int] | None) -> None:
         self.prompt_cache, self.logits = _step(self.model, self._ids(ids), None)
+
+    def logits_at_start(self) -> torch.Tensor:
+        return self.logits
 
     def branch(self, tokens: list[int], rows: list[int] | None) -> torch.Tensor:
         self.cache = copy.deepcopy(self.prompt_cache)

@@ -7,7 +7,7 @@
 * ``oz-backup``: the greedy list, compiled; ``-Oz`` kept where it is better (1 compile).
 * ``sample-N``: N unique lists, compiled, the best kept, ``-Oz`` always a candidate. The lists
   come from priority sampling (deterministic, unique, most probable first; the default) or
-  from temperature sampling with a seed.
+  are drawn at a temperature with a seed, in the order first drawn.
 * ``feedback-K``: the greedy list, then up to K rounds of compiler feedback and a new answer
   (:mod:`passlm.optimize.feedback`); every list proposed is a candidate, as for ``sample-N``.
 * ``guided-N``: no model: N lists from the training split's outcome table, each picked after
@@ -198,16 +198,17 @@ def propose(
 ) -> list[list[PassList]]:
     """Candidate lists per function, best first (``[]``: too long for the model, -Oz used).
 
-    Passes the deny list bans outright are never decoded; for ``sample-N`` (priority) sampling
-    goes on past lists it denies and past -Oz (compiled anyway, so it does not take one of the
-    N places) until N lists besides -Oz are found (or 32 samples were passed over), so the
-    first k lists of ``sample-N`` are exactly ``sample-k``'s.
+    Passes the deny list bans outright are never decoded; for ``sample-N`` sampling goes on past
+    lists it denies, past repeats and past -Oz (compiled anyway, so it does not take one of the
+    N places) until N lists besides -Oz are found (or, priority sampling, 32 samples were
+    passed over; temperature sampling, 64 were drawn), so the first k lists of ``sample-N`` are
+    exactly ``sample-k``'s.
     ``feedback-K`` and ``guided-N`` compile while they propose: they need ``compiler``
     (``guided-N`` does not use the model).
     """
     if strategy.kind == GUIDED:
         return propose_guided(irs, strategy, compiler, denylist=denylist)
-    from passlm.model.constrained import priority_sample
+    from passlm.model.constrained import priority_sample, temperature_sample
     from passlm.model.generate import PASSES, generate
 
     if strategy.kind == PREDICT and strategy.margin is not None:
@@ -239,30 +240,18 @@ def propose(
         for i, g in zip(usable, greedy, strict=True):
             out[i] = unique_lists([parse_answer(g.text).passes]) if g else []
         return out
-    if strategy.sampling == "priority":
-        for i in usable:
-            kept = _Candidates(denylist)
+    for i in usable:
+        kept = _Candidates(denylist)
+        if strategy.sampling == "priority":
             priority_sample(
                 model, tokenizer, prompts[i], strategy.n, constraint=constraint, keep=kept
             )
-            out[i] = kept.lists
-        return out
-    repeated = [prompts[i] for i in usable for _ in range(strategy.n)]
-    drawn = generate(
-        model,
-        tokenizer,
-        repeated,
-        until=PASSES,
-        batch_size=batch_size,
-        sample=True,
-        temperature=strategy.temperature,
-        seed=strategy.seed,
-        constraint=constraint,
-    )
-    for row, i in enumerate(usable):
-        mine = drawn[row * strategy.n : (row + 1) * strategy.n]
-        lists = unique_lists([parse_answer(g.text).passes for g in mine if g is not None])
-        out[i] = _beside_oz(lists, denylist, strategy.n)
+        else:  # each function's draws seeded alike, so a function's lists do not depend on others
+            temperature_sample(
+                model, tokenizer, prompts[i], strategy.n, temperature=strategy.temperature,
+                seed=strategy.seed, constraint=constraint, keep=kept,
+            )  # fmt: skip
+        out[i] = kept.lists
     return out
 
 
