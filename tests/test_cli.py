@@ -90,6 +90,11 @@ def test_optimize_reports_every_function(tmp_path):
         (["run", str(SAMPLE), "-p", "-Oz -Oz"], "-Oz"),
         (["ir", str(FIXTURES / "broken.c")], "does not compile"),
         (["optimize", "NOFUNCS.ll"], "NOFUNCS.ll: the module defines no functions"),
+        (["optimize", "NOFUNCS.ll", "--seed", "3"], "--seed apply to --sampling temperature"),
+        (
+            ["optimize", "NOFUNCS.ll", "--strategy", "predict", "--sampling", "temperature"],
+            "--sampling applies to sample-N, not predict",
+        ),
         (
             ["train", "EMPTY.ll", "-o", "run", "--steps", "5"],
             "--warmup 100: must be between 0 and --steps (5)",

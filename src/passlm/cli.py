@@ -270,9 +270,11 @@ def optimize_cmd(
         str, typer.Option("--sampling", help="For sample-N: priority (unique) or temperature.")
     ] = "priority",
     temperature: Annotated[
-        float, typer.Option("--temperature", help="For temperature sampling.")
-    ] = 1.0,
-    seed: Annotated[int, typer.Option("--seed", help="For temperature sampling.")] = 0,
+        float | None, typer.Option("--temperature", help="For temperature sampling (default 1).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="For temperature sampling (default 0).")
+    ] = None,
     margin: Margin = "model",
     endpoint: Annotated[
         str | None,
@@ -315,10 +317,19 @@ def optimize_cmd(
     from passlm.optimize.calibrate import parse_margin
     from passlm.optimize.checked import verify_optimized
     from passlm.optimize.pipeline import optimize_ir
-    from passlm.optimize.strategies import parse_strategy
+    from passlm.optimize.strategies import SAMPLE, parse_strategy
 
     deny = load_denylist(denylist)
-    spec = parse_strategy(strategy, sampling=sampling, temperature=temperature, seed=seed)
+    if sampling != "temperature" and (temperature is not None or seed is not None):
+        raise InputError("--temperature and --seed apply to --sampling temperature only")
+    spec = parse_strategy(
+        strategy,
+        sampling=sampling,
+        temperature=1.0 if temperature is None else temperature,
+        seed=seed or 0,
+    )
+    if sampling == "temperature" and spec.kind != SAMPLE:
+        raise InputError(f"--sampling applies to sample-N, not {spec.name}")
     given_margin = parse_margin(margin, None)  # a bad --margin fails before any work
     if given_margin is not None and endpoint is not None and spec.kind == "predict":
         raise InputError("--margin: an endpoint gives no log-probabilities; use --margin off")
