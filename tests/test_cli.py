@@ -195,6 +195,11 @@ def test_a_model_is_never_written_over_a_file(tmp_path):
             "--second NO.json.gz: not a samples file",
         ),
         ("compile_reuse.py", ["--strategies", "banana"], "unknown strategy 'banana'"),
+        (
+            "anonymize_names.py",
+            ["prompts", "NO.jsonl.gz", "out.jsonl.gz"],
+            "NO.jsonl.gz: not a gzipped JSON-lines file",
+        ),
         ("guided_search.py", ["--tuned", "NO.parquet"], "NO.parquet: no such file"),
         (
             "device_samples.py",
