@@ -105,6 +105,58 @@ class Sample:
     tokens: tuple[int, ...]
 
 
+class _Answering:
+    """The start every pass-list decoding shares: the prompt in a :func:`decoding_session`
+    (with the list's opener, the only token a constrained answer can start with, joined to
+    it), the token that ends the list, the room left for an answer, and the allowed tokens and
+    log-probabilities of each step. :meth:`start` says None where the prompt does not fit."""
+
+    def __init__(self, session, constraint, forced: list[int], stop: int, budget: int) -> None:
+        self.session, self.constraint = session, constraint
+        self.forced, self.stop, self.budget = forced, stop, budget
+
+    @classmethod
+    def start(
+        cls, model, tokenizer, prompt: str, constraint, max_new_tokens: int | None = None
+    ) -> _Answering | None:
+        """The prompt decoded; ``max_new_tokens`` bounds the answer (None: the context does)."""
+        ids = [BOS_ID, *tokenizer.encode(prompt, add_special_tokens=False).ids]
+        context = int(model.config.max_position_embeddings)
+        if len(ids) + ANSWER_ROOM > context:
+            return None
+        forced = [constraint.open_id] if constraint is not None else []
+        stop = (
+            constraint.close_id if constraint is not None else tokenizer.token_to_id(PASSES_CLOSE)
+        )
+        answering = cls(
+            decoding_session(model),
+            constraint,
+            forced,
+            stop,
+            context - len(ids)
+            if max_new_tokens is None
+            else min(max_new_tokens, context - len(ids)),
+        )
+        answering.session.start(ids + forced, answering.rows(forced))
+        return answering
+
+    def rows(self, answer: list[int]) -> list[int] | None:
+        """The logits the step after ``answer`` needs (None: all)."""
+        return self.constraint.allowed(answer) if self.constraint is not None else None
+
+    def log_probs(self, answer: list[int], logits: torch.Tensor) -> torch.Tensor:
+        """The next token's log-probabilities after ``answer``, renormalized over the tokens
+        the constraint allows."""
+        scores = logits.float()
+        if self.constraint is not None:
+            scores = self.constraint.mask(answer, scores)
+        return torch.log_softmax(scores, dim=-1)
+
+    def done(self, answer: list[int]) -> bool:
+        """Whether ``answer`` has closed its list or used the room left."""
+        return bool(answer and answer[-1] == self.stop) or len(answer) >= self.budget
+
+
 @torch.no_grad()
 def priority_sample(
     model,
@@ -126,20 +178,10 @@ def priority_sample(
     ``max_refused``. Samples come in the same order whatever ``n`` is, and the stop does not
     depend on ``n`` either, so the first k kept of a run for ``n`` are exactly a run for k's.
     """
-    ids = [BOS_ID, *tokenizer.encode(prompt, add_special_tokens=False).ids]
-    context = int(model.config.max_position_embeddings)
-    if len(ids) + ANSWER_ROOM > context:
+    answering = _Answering.start(model, tokenizer, prompt, constraint, max_new_tokens)
+    if answering is None:
         return []
-    budget = min(max_new_tokens, context - len(ids))
-    # the opener is the only token a constrained answer can start with: it joins the prompt
-    forced = [constraint.open_id] if constraint is not None else []
-    session = decoding_session(model)
-
-    def rows(answer: list[int]) -> list[int] | None:  # the logits a step needs
-        return constraint.allowed(answer) if constraint is not None else None
-
-    session.start(ids + forced, rows(forced))
-    stop = constraint.close_id if constraint is not None else tokenizer.token_to_id(PASSES_CLOSE)
+    session, forced, rows = answering.session, answering.forced, answering.rows
     heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, 0, tuple(forced))]
     tie = 1  # heap entries: (-logprob, tie, prefix)
     samples: list[Sample] = []
@@ -152,13 +194,8 @@ def priority_sample(
         logprob = -neg
         answer = list(prefix)
         logits = session.branch(answer[len(forced) :], rows(answer))
-        while True:
-            if (answer and answer[-1] == stop) or len(answer) >= budget:
-                break
-            scores = logits.float()
-            if constraint is not None:  # renormalized over the allowed tokens
-                scores = constraint.mask(answer, scores)
-            logp = torch.log_softmax(scores, dim=-1)
+        while not answering.done(answer):
+            logp = answering.log_probs(answer, logits)
             top = torch.topk(logp, k=min(branches + 1, logp.shape[0]))
             choices = [(float(v), int(t)) for v, t in zip(top.values, top.indices, strict=True)]
             choices = [(v, t) for v, t in choices if v > float("-inf")]
@@ -170,7 +207,7 @@ def priority_sample(
                 tie += 1
             answer.append(best_t)
             logprob += best_v
-            if answer[-1] != stop and len(answer) < budget:
+            if not answering.done(answer):
                 logits = session.step(best_t, rows(answer))
         key = tuple(answer)
         if key in seen:
@@ -200,16 +237,10 @@ def answer_logprobs(
     Right after the prompt was decoded (``predict``), the fast path's cache still holds it, so
     scoring a short answer such as ``-Oz``'s costs a forward pass of a token or two.
     """
-    ids = [BOS_ID, *tokenizer.encode(prompt, add_special_tokens=False).ids]
-    if len(ids) + ANSWER_ROOM > int(model.config.max_position_embeddings):
+    answering = _Answering.start(model, tokenizer, prompt, constraint)
+    if answering is None:
         return None
-    forced = [constraint.open_id] if constraint is not None else []
-    session = decoding_session(model)
-
-    def rows(answer: list[int]) -> list[int] | None:
-        return constraint.allowed(answer) if constraint is not None else None
-
-    session.start(ids + forced, rows(forced))
+    session, forced, rows = answering.session, answering.forced, answering.rows
     out = []
     for text in answers:
         tokens = tokenizer.encode(text, add_special_tokens=False).ids
@@ -219,10 +250,7 @@ def answer_logprobs(
         answer, logprob = list(forced), 0.0
         logits = session.branch([], rows(answer))
         for j, token in enumerate(tokens[len(forced) :]):
-            scores = logits.float()
-            if constraint is not None:
-                scores = constraint.mask(answer, scores)
-            logprob += float(torch.log_softmax(scores, dim=-1)[token])
+            logprob += float(answering.log_probs(answer, logits)[token])
             answer.append(token)
             if logprob == float("-inf"):
                 break
@@ -258,26 +286,11 @@ def temperature_sample(
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    ids = [BOS_ID, *tokenizer.encode(prompt, add_special_tokens=False).ids]
-    context = int(model.config.max_position_embeddings)
-    if len(ids) + ANSWER_ROOM > context:
+    answering = _Answering.start(model, tokenizer, prompt, constraint, max_new_tokens)
+    if answering is None:
         return []
-    budget = min(max_new_tokens, context - len(ids))
-    forced = [constraint.open_id] if constraint is not None else []
-    stop = constraint.close_id if constraint is not None else tokenizer.token_to_id(PASSES_CLOSE)
-    session = decoding_session(model)
-
-    def rows(answer: list[int]) -> list[int] | None:
-        return constraint.allowed(answer) if constraint is not None else None
-
-    def log_probs(answer: list[int], logits: torch.Tensor) -> torch.Tensor:
-        scores = logits.float()
-        if constraint is not None:  # renormalized over the allowed tokens
-            scores = constraint.mask(answer, scores)
-        return torch.log_softmax(scores, dim=-1)
-
-    session.start(ids + forced, rows(forced))
-    known = {tuple(forced): log_probs(forced, session.logits_at_start())}
+    session, forced, rows = answering.session, answering.forced, answering.rows
+    known = {tuple(forced): answering.log_probs(forced, session.logits_at_start())}
     held: tuple[int, ...] = tuple(forced)  # the answer the session's cache ends with
     generator = torch.Generator().manual_seed(seed)
     samples: list[Sample] = []
@@ -286,7 +299,7 @@ def temperature_sample(
         if len(samples) >= n:
             break
         answer, logprob = list(forced), 0.0
-        while not ((answer and answer[-1] == stop) or len(answer) >= budget):
+        while not answering.done(answer):
             key = tuple(answer)
             logp = known.get(key)
             if logp is None:
@@ -294,7 +307,7 @@ def temperature_sample(
                     logits = session.step(answer[-1], rows(answer))
                 else:
                     logits = session.branch(answer[len(forced) :], rows(answer))
-                logp = known[key] = log_probs(answer, logits)
+                logp = known[key] = answering.log_probs(answer, logits)
                 held = key
             if not bool(torch.isfinite(logp).any()):
                 break
