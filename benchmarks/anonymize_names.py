@@ -19,14 +19,12 @@ match.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import re
 from dataclasses import replace
 from pathlib import Path
 
 from passlm.errors import InputError
-from passlm.files import atomic_write
+from passlm.files import read_jsonl_gz, write_jsonl_gz
 
 LIBRARY_NAMES = Path("/usr/lib/llvm-19/include/llvm/Analysis/TargetLibraryInfo.def")
 _LIBRARY = re.compile(r'TLI_DEFINE_STRING_INTERNAL\("([^"]*)"\)')
@@ -89,16 +87,12 @@ def main() -> None:
         write_dataset(args.output, out, {**meta, "anonymized_names": True})
         print(f"wrote {args.output}: {len(out)} examples")
         return
-    try:
-        rows = [json.loads(x) for x in gzip.decompress(args.input.read_bytes()).splitlines()]
-    except (OSError, EOFError, ValueError) as exc:
-        raise InputError(f"{args.input}: not a gzipped JSON-lines file ({exc})") from None
+    rows = read_jsonl_gz(args.input)
     keep = library_names()
     for r in rows:
         if r.get("prompt") is not None:
             r["prompt"] = _prompt(r["prompt"], keep)
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    atomic_write(args.output, gzip.compress(text.encode(), mtime=0))
+    write_jsonl_gz(args.output, rows)
     print(f"wrote {args.output}: {len(rows)} prompts")
 
 

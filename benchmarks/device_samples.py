@@ -37,7 +37,7 @@ from pathlib import Path
 
 from passlm.errors import InputError, PasslmError
 from passlm.evaluate.metrics import best_of, share_points
-from passlm.files import atomic_write
+from passlm.files import atomic_write, read_jsonl_gz, write_jsonl_gz
 
 DEFAULT_SOURCES = (
     "data/tuned.parquet:val",
@@ -45,18 +45,6 @@ DEFAULT_SOURCES = (
     "data/unseen.parquet:heldout",
 )
 BUDGETS = (1, 3, 10)
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    try:
-        return [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
-    except (OSError, EOFError, ValueError) as exc:
-        raise InputError(f"{path}: not a gzipped JSON-lines file ({exc})") from None
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    atomic_write(path, gzip.compress(text.encode(), mtime=0))
 
 
 def _test_sets(sources: list[str], tc, pool, limit: int | None = None) -> dict[str, list]:
@@ -94,7 +82,7 @@ def prompts_cmd(args: argparse.Namespace) -> None:
                     "best": min(f.best_count, f.oz_count), "prompt": prompt,
                 })  # fmt: skip
             print(f"{source}: {len(functions)} prompts", flush=True)
-    _write_jsonl(args.output, rows)
+    write_jsonl_gz(args.output, rows)
     print(f"wrote {args.output} ({len(rows)} prompts)")
 
 
@@ -134,7 +122,7 @@ def _sample_shard(
 
 def sample_cmd(args: argparse.Namespace) -> None:
     """Every model's ``n`` samples (priority, or drawn at ``--temperature``) for every prompt."""
-    rows = _read_jsonl(args.prompts)
+    rows = read_jsonl_gz(args.prompts)
     args.output.mkdir(parents=True, exist_ok=True)
     ctx = mp.get_context("spawn")
     for spec in args.model:
@@ -177,7 +165,7 @@ def sample_cmd(args: argparse.Namespace) -> None:
             raise PasslmError(f"{name}: a sampling worker failed")
         seconds = time.perf_counter() - start
         out = args.output / f"{name}.jsonl.gz"
-        _write_jsonl(out, [{"hash": r["hash"], "split": r["split"], "lists": lists[i]}
+        write_jsonl_gz(out, [{"hash": r["hash"], "split": r["split"], "lists": lists[i]}
                            for i, r in enumerate(rows)])  # fmt: skip
         print(
             f"{name}: {len(rows)} functions in {seconds:.0f} s with {args.workers} workers: {out}"
@@ -198,8 +186,8 @@ def score_cmd(args: argparse.Namespace) -> None:
     from passlm.llvm.pool import WorkerPool
     from passlm.llvm.toolchain import default_toolchain
 
-    rows = _read_jsonl(args.prompts)
-    samples = {(s["split"], s["hash"]): s["lists"] for s in _read_jsonl(args.samples)}
+    rows = read_jsonl_gz(args.prompts)
+    samples = {(s["split"], s["hash"]): s["lists"] for s in read_jsonl_gz(args.samples)}
     missing = [r for r in rows if (r["split"], r["hash"]) not in samples]
     if missing:
         raise InputError(f"{args.samples}: no samples for {len(missing)} of {len(rows)} prompts")

@@ -535,3 +535,18 @@ def test_report_rows_carry_their_interval_in_every_rendering():
     row = f"| sample-1 | random search (sample-1 budget) | +33.3 | [{100 * lo:+.1f}, {100 * hi:+.1f}] | 2 | 1 |"
     assert row in to_markdown(report, [])
     assert "Against the baselines at the same compiles" in to_html(report, {})
+
+
+def test_jsonl_gz_round_trip_is_repeatable_and_bad_files_are_named(tmp_path):
+    from passlm.files import read_jsonl_gz, write_jsonl_gz
+
+    rows = [{"hash": "a", "lists": ["-Oz"]}, {"hash": "b", "prompt": None}]
+    first, second = tmp_path / "1.jsonl.gz", tmp_path / "2.jsonl.gz"
+    write_jsonl_gz(first, rows)
+    write_jsonl_gz(second, rows)
+    assert read_jsonl_gz(first) == rows
+    assert first.read_bytes() == second.read_bytes()  # no time stamp in the gzip header
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(json.dumps(rows[0]) + "\n")
+    with pytest.raises(InputError, match=r"plain\.jsonl: not a gzipped JSON-lines file"):
+        read_jsonl_gz(plain)

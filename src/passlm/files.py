@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -56,6 +58,20 @@ def atomic_write(path: str | Path, data: str | bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def read_jsonl_gz(path: str | Path) -> list:
+    """The records of a gzipped JSON-lines file; an error naming it if it is not one."""
+    try:
+        return [json.loads(line) for line in gzip.decompress(Path(path).read_bytes()).splitlines()]
+    except (OSError, EOFError, ValueError) as exc:
+        raise InputError(f"{path}: not a gzipped JSON-lines file ({exc})") from None
+
+
+def write_jsonl_gz(path: str | Path, records: list) -> None:
+    """``records`` as a gzipped JSON-lines file, byte-for-byte repeatable, written atomically."""
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    atomic_write(path, gzip.compress(text.encode(), mtime=0))
 
 
 def atomic_write_files(out_dir: str | Path, files: dict[str, str | bytes]) -> list[Path]:
