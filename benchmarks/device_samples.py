@@ -6,9 +6,10 @@ compile. This script splits a ``sample-N`` measurement in three:
 * ``prompts`` (here, needs LLVM): each function's prompt as the model reads it (with the
   ``-Oz`` context for a model trained on it: ``passlm.optimize.prompts.model_prompts``, the
   plain prompt where that one is too long), with its ``-Oz`` and autotuner counts.
-* ``sample`` (anywhere, no LLVM): every model named draws its priority samples for every prompt
-  (``_Candidates``, the filter ``propose`` uses: new lists, not ``-Oz``, allowed by the deny
-  list), one worker process per ``--workers`` on one CPU thread each (the CPU fast path).
+* ``sample`` (anywhere, no LLVM): every model named draws its samples for every prompt as
+  ``propose`` does (``sample_lists``: new lists, not ``-Oz``, allowed by the deny list; priority
+  samples, or drawn at ``--temperature``), one worker process per ``--workers`` on one CPU
+  thread each (the CPU fast path).
 * ``score`` (here, needs LLVM): every sampled list compiled once, and ``sample-k``'s share of
   the autotuner's gain with its 95% bootstrap interval per split, as ``passlm eval`` reports it;
   the lists and counts are written in the format of ``reports/model/oz_context/samples.json.gz``
@@ -94,29 +95,32 @@ def _sample_shard(
     temperature: float | None = None,
     seed: int = 0,
 ) -> None:
-    """One worker: each prompt's lists, as (index, lists), then None. Priority samples, or with
-    ``temperature`` samples drawn at it (``temperature_sample``)."""
+    """One worker: each prompt's lists, as (index, lists), then None: ``sample-n``'s
+    (``sample_lists``), priority samples or, with ``temperature``, lists drawn at it."""
     import torch
 
     from passlm.llvm.denylist import load_denylist
     from passlm.model import load
-    from passlm.model.constrained import priority_sample, temperature_sample
-    from passlm.optimize.strategies import _Candidates, constraint_for
+    from passlm.optimize.strategies import constraint_for, parse_strategy, sample_lists
 
     torch.set_num_threads(1)
     model, tok = load(model_dir)
     deny = load_denylist()
     constraint = constraint_for(tok, deny)
+    strategy = (
+        parse_strategy(f"sample-{n}")
+        if temperature is None
+        else parse_strategy(
+            f"sample-{n}", sampling="temperature", temperature=temperature, seed=seed
+        )
+    )
     for i, prompt in prompts:
-        kept = _Candidates(deny)
-        if prompt is not None and temperature is None:
-            priority_sample(model, tok, prompt, n, constraint=constraint, keep=kept)
-        elif prompt is not None:  # seeded per prompt as propose does: the draws sample-N makes
-            temperature_sample(
-                model, tok, prompt, n, temperature=temperature, seed=seed,
-                constraint=constraint, keep=kept,
-            )  # fmt: skip
-        out.put((i, [str(p) for p in kept.lists]))
+        lists = (
+            []
+            if prompt is None
+            else sample_lists(model, tok, prompt, strategy, constraint=constraint, denylist=deny)
+        )
+        out.put((i, [str(p) for p in lists]))
     out.put(None)
 
 

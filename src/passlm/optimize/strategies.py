@@ -208,7 +208,6 @@ def propose(
     """
     if strategy.kind == GUIDED:
         return propose_guided(irs, strategy, compiler, denylist=denylist)
-    from passlm.model.constrained import priority_sample, temperature_sample
     from passlm.model.generate import PASSES, generate
 
     if strategy.kind == PREDICT and strategy.margin is not None:
@@ -241,18 +240,35 @@ def propose(
             out[i] = unique_lists([parse_answer(g.text).passes]) if g else []
         return out
     for i in usable:
-        kept = _Candidates(denylist)
-        if strategy.sampling == "priority":
-            priority_sample(
-                model, tokenizer, prompts[i], strategy.n, constraint=constraint, keep=kept
-            )
-        else:  # each function's draws seeded alike, so a function's lists do not depend on others
-            temperature_sample(
-                model, tokenizer, prompts[i], strategy.n, temperature=strategy.temperature,
-                seed=strategy.seed, constraint=constraint, keep=kept,
-            )  # fmt: skip
-        out[i] = kept.lists
+        out[i] = sample_lists(
+            model, tokenizer, prompts[i], strategy, constraint=constraint, denylist=denylist
+        )
     return out
+
+
+def sample_lists(
+    model,
+    tokenizer,
+    prompt: str,
+    strategy: Strategy,
+    *,
+    constraint=None,
+    denylist: DenyList | None = None,
+) -> list[PassList]:
+    """``sample-N``'s lists for one prompt, as :func:`propose` draws them: N new lists besides
+    -Oz that ``denylist`` allows (fewer where the sampling stops first), by priority sampling
+    or drawn at the strategy's temperature and seed ([] if the prompt does not fit)."""
+    from passlm.model.constrained import priority_sample, temperature_sample
+
+    kept = _Candidates(denylist)
+    if strategy.sampling == "priority":
+        priority_sample(model, tokenizer, prompt, strategy.n, constraint=constraint, keep=kept)
+    else:  # each prompt's draws seeded alike, so a function's lists do not depend on others
+        temperature_sample(
+            model, tokenizer, prompt, strategy.n, temperature=strategy.temperature,
+            seed=strategy.seed, constraint=constraint, keep=kept,
+        )  # fmt: skip
+    return kept.lists
 
 
 # The answer whose probability the greedy list must beat to be used by a predict with a margin.
