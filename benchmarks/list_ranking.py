@@ -33,7 +33,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from passlm.data.format import PASSES_CLOSE, PASSES_OPEN, render_prompt
+from passlm.data.format import PASSES_CLOSE, PASSES_OPEN
 from passlm.evaluate.baselines import PopularLists
 from passlm.files import atomic_write
 from passlm.llvm.denylist import load_denylist
@@ -119,12 +119,14 @@ def model_orders(model, tok, constraint, rows: list[dict], lists: list[str]) -> 
     """Per function, the indices of ``lists`` (-Oz, index 0, left out) by decreasing
     log-probability under the model; a prompt too long for the model keeps the popular order."""
     from passlm.model.constrained import answer_logprobs
+    from passlm.optimize.prompts import model_prompts
 
     answers = [f"{PASSES_OPEN}{p}{PASSES_CLOSE}" for p in lists[1:]]
     natural = list(range(1, len(lists)))
     orders, start = [], time.perf_counter()
     for n, r in enumerate(rows, 1):
-        lp = answer_logprobs(model, tok, render_prompt(r["ir"]), answers, constraint=constraint)
+        (prompt,) = model_prompts(model, [r["ir"]], tokenizer=tok)  # the one it was trained on
+        lp = answer_logprobs(model, tok, prompt, answers, constraint=constraint) if prompt else None
         # sorted() is stable: equal log-probabilities keep the popular order
         orders.append(natural if lp is None else sorted(natural, key=lambda j: -lp[j - 1]))
         if n % 500 == 0 or n == len(rows):

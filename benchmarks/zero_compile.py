@@ -39,7 +39,6 @@ from passlm.data.format import (
     PASSES_CLOSE,
     PASSES_OPEN,
     parse_answer,
-    render_prompt,
 )
 from passlm.evaluate.testset import load_test_set
 from passlm.files import atomic_write
@@ -49,6 +48,7 @@ from passlm.llvm.toolchain import default_toolchain
 from passlm.model import default_model_dir, load
 from passlm.model.constrained import decoding_session, priority_sample
 from passlm.model.generate import prompt_ids
+from passlm.optimize.prompts import model_prompts
 from passlm.optimize.strategies import constraint_for
 
 console = Console(width=120)
@@ -82,11 +82,9 @@ def collect(model, tok, functions, k: int, pool) -> list[dict]:
     constraint = constraint_for(tok, load_denylist())
     rows = []
     for f in functions:
-        prompt = render_prompt(f.ir)
-        samples = [
-            (parse_answer(s.text).passes, s.logprob)
-            for s in priority_sample(model, tok, prompt, k, constraint=constraint)
-        ]
+        prompt = model_prompts(model, [f.ir], pool, tok)[0]  # the one it was trained on
+        drawn = priority_sample(model, tok, prompt, k, constraint=constraint) if prompt else []
+        samples = [(parse_answer(s.text).passes, s.logprob) for s in drawn]
         samples = [(p, lp) for p, lp in samples if p is not None]
         real = pool.run_grid([f.ir], [p for p, _ in samples])[0] if samples else []
         texts = [str(p) for p, _ in samples]

@@ -1,36 +1,47 @@
-"""benchmarks/anonymize_names.py: prompts whose global and type names are renumbered."""
+"""benchmarks/anonymize_names.py: a prompts file anonymized, and the library names regenerated."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+import pytest
+
+from passlm.data.format import render_prompt
+from passlm.errors import InputError
+from passlm.llvm.names import LIBRARY_FILE, anonymize
+
 SCRIPT = Path(__file__).parent.parent / "benchmarks" / "anonymize_names.py"
+IR = "define i32 @area(ptr %0) {\n%2 = call ptr @malloc(i64 8)\ncall void @trace(ptr %2)\nret i32 0\n}\n"
 
 
-def test_anonymized_names_keep_library_functions_and_intrinsics():
+@pytest.fixture(scope="module")
+def script():
     spec = importlib.util.spec_from_file_location("anonymize_names", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    ir = (
-        "%struct.point = type { i32, i32 }\n"
-        '%"class.std::vec" = type { ptr }\n'
-        "@table = internal global [2 x i32] zeroinitializer\n"
-        "declare ptr @malloc(i64)\n"
-        "declare void @my_log(ptr)\n"
-        "define i32 @area(ptr %0) {\n"
-        "  %2 = getelementptr inbounds %struct.point, ptr %0, i32 0, i32 1\n"
-        "  %3 = call ptr @malloc(i64 8)\n"
-        "  call void @my_log(ptr @table)\n"
-        "  call void @llvm.memset.p0.i64(ptr %3, i8 0, i64 8, i1 false)\n"
-        "  %4 = load ptr, ptr %3\n"
-        '  %5 = getelementptr %"class.std::vec", ptr %4, i32 0\n'
-        "  ret i32 0\n"
-        "}\n"
+    return module
+
+
+def test_prompts_are_anonymized_as_passlm_does_and_missing_ones_stay_missing(script):
+    rows = [{"hash": "a", "prompt": render_prompt(IR), "oz": 3}, {"hash": "b", "prompt": None}]
+    out = script.anonymize_prompts(rows)
+    assert out == [{"hash": "a", "prompt": render_prompt(anonymize(IR)), "oz": 3}, rows[1]]
+    assert "@g0(ptr %0)" in out[0]["prompt"] and "@malloc" in out[0]["prompt"]
+    assert "@g1(ptr %2)" in out[0]["prompt"]
+
+
+def test_library_names_come_from_the_def_file(script, tmp_path):
+    def_file = tmp_path / "TLI.def"
+    def_file.write_text(
+        "/// void *malloc(size_t);\nTLI_DEFINE_ENUM_INTERNAL(malloc)\n"
+        'TLI_DEFINE_STRING_INTERNAL("malloc")\nTLI_DEFINE_STRING_INTERNAL("abs")\n'
     )
-    out = module.anonymize(ir, frozenset({"malloc"}))
-    assert "%struct.T0 = type { i32, i32 }" in out and "%class.T1 = type { ptr }" in out
-    assert "@g0 = internal global" in out and "@malloc" in out and "@llvm.memset.p0.i64" in out
-    assert "declare void @g1(ptr)" in out and "define i32 @g2(ptr %0)" in out
-    assert "call void @g1(ptr @g0)" in out and "%struct.point" not in out
-    assert module.anonymize(out, frozenset({"malloc"})) == out  # numbering is by first use
+    text = script.library_list(def_file)
+    assert [n for n in text.splitlines() if not n.startswith("#")] == ["abs", "malloc"]
+    if script.LIBRARY_DEF.is_file():  # llvm-19-dev installed: the packaged list is its list
+        assert script.library_list(script.LIBRARY_DEF) == LIBRARY_FILE.read_text()
+    empty = tmp_path / "empty.def"
+    empty.write_text("nothing here\n")
+    with pytest.raises(InputError, match="no library function names"):
+        script.library_list(empty)

@@ -21,6 +21,7 @@ from passlm.data.dataset import (
     write_dataset,
 )
 from passlm.errors import InputError
+from passlm.llvm.names import anonymize
 from passlm.llvm.passes import ALL_ACTIONS, O_LEVELS, parse_pass_list
 from passlm.search.tuned import TunedFunction, write_tuned
 
@@ -521,6 +522,15 @@ def test_cli_dataset_make_canonical_answers_from_an_outcome_table(tmp_path, tool
         for h, (passes, count) in want.items():
             assert (full[h].passes, full[h].after) == (passes, count)
             assert full[h].ir and c.count(full[h].ir) == count
+    # --anonymize-names: every name renamed alike in prompt and answer, the counts unchanged
+    res = passlm("--canonical", str(table_path), "--anonymize-names", "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    examples, meta = read_dataset(out)
+    assert meta["names"] == "anonymized" and len(examples) == len(rows)
+    for e in examples:
+        answer = fmt.parse_answer(e.answer)
+        assert answer == dataclasses.replace(full[e.hash], ir=anonymize(full[e.hash].ir))
+        assert e.function not in e.prompt + e.answer and "@g0" in e.prompt
     res = passlm("--no-aux", "--canonical", str(table_path), "--winners", "2")
     assert res.returncode == 2 and "choose one" in res.stderr
     write_tuned(tuned, [dataclasses.replace(r, split="test") for r in rows], {})

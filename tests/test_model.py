@@ -13,6 +13,7 @@ import torch
 from passlm.data import format as fmt
 from passlm.data.dataset import Example, write_dataset
 from passlm.errors import InputError
+from passlm.llvm.names import NAMES_ANONYMIZED, NAMES_KEPT
 from passlm.model import checkpoint as ckpt
 from passlm.model import config as mc
 from passlm.model import tokenizer as tk
@@ -323,9 +324,31 @@ def test_a_model_records_the_prompt_it_was_trained_on(tmp_path, tokenizer, examp
     run = train(plain, tokenizer, tiny, _config(steps=2), tmp_path / "plain-run")
     assert "prompt" not in ckpt.read_meta(run.model_dir)  # plain models' records are unchanged
     assert ckpt.load(run.model_dir)[0].passlm_prompt == fmt.PROMPT_PLAIN
+    assert ckpt.load(run.model_dir)[0].passlm_names == NAMES_KEPT
     meta_file = run.model_dir / ckpt.META_FILE
     meta_file.write_text(json.dumps({**ckpt.read_meta(run.model_dir), "prompt": "asm"}))
     with pytest.raises(InputError, match="unknown prompt 'asm'"):
+        ckpt.load(run.model_dir)
+
+
+def test_a_model_records_whether_it_reads_names_anonymized(tmp_path, tokenizer, examples, tiny):
+    rows = [
+        Example(f"h{i}", "train", "sample.c", f"f{i}", p, a, 30, 20, 10, "-Oz", 0)
+        for i, (p, a) in enumerate(examples)
+    ]
+    kept, anon = tmp_path / "kept.parquet", tmp_path / "anon.parquet"
+    write_dataset(kept, rows, {"llvm_version": "19.1.7"})
+    write_dataset(anon, rows, {"llvm_version": "19.1.7", "names": NAMES_ANONYMIZED})
+    with pytest.raises(InputError, match="names anonymized and kept"):
+        train([anon, kept], tokenizer, tiny, _config(steps=2), tmp_path / "mixed")
+    with pytest.raises(InputError, match="names anonymized and kept"):  # --ir-only too
+        train(anon, tokenizer, tiny, _config(steps=2), tmp_path / "mixed", ir_only=[kept])
+    run = train(anon, tokenizer, tiny, _config(steps=2), tmp_path / "anon-run")
+    assert ckpt.read_meta(run.model_dir)["names"] == NAMES_ANONYMIZED
+    assert ckpt.load(run.model_dir)[0].passlm_names == NAMES_ANONYMIZED
+    meta_file = run.model_dir / ckpt.META_FILE
+    meta_file.write_text(json.dumps({**ckpt.read_meta(run.model_dir), "names": "hashed"}))
+    with pytest.raises(InputError, match="unknown names 'hashed'"):
         ckpt.load(run.model_dir)
 
 

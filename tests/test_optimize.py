@@ -167,3 +167,28 @@ def test_a_model_trained_on_the_oz_summary_reads_it_in_one_line(toolchain):
         (prompt,) = model_prompts(model, [ir], c, tok)
     assert prompt == fmt.render_prompt(ir, context, fmt.PROMPT_OZ_SUMMARY)
     assert prompt.count("\n") == fmt.render_prompt(ir).count("\n") + 1
+
+
+def test_a_model_trained_with_names_anonymized_reads_them_so(toolchain):
+    """model_prompts renames the function and its -Oz context alike for such a model, and
+    model_renaming is what its optimized IR is compared through."""
+    from passlm.data import format as fmt
+    from passlm.llvm.backend import InProcessCompiler
+    from passlm.llvm.names import NAMES_ANONYMIZED, Renaming, anonymize
+    from passlm.model import default_model_dir, load
+    from passlm.optimize.prompts import model_prompts, model_renaming, oz_contexts
+
+    model, tok = load(default_model_dir())
+    irs = list(split_functions(load_ir(FIXTURES / "sample.c", toolchain), toolchain).values())
+    assert model_prompts(model, irs) == [fmt.render_prompt(ir) for ir in irs]
+    assert model_renaming(model, irs[0])(irs[0]) == irs[0]
+    model.passlm_names = NAMES_ANONYMIZED
+    assert model_prompts(model, irs) == [fmt.render_prompt(anonymize(ir)) for ir in irs]
+    assert model_renaming(model, irs[0])(irs[0]) == anonymize(irs[0])
+    model.passlm_prompt = fmt.PROMPT_OZ
+    with InProcessCompiler(toolchain) as c:
+        contexts = oz_contexts(irs, c)
+        prompts = model_prompts(model, irs, c, tok)
+    for ir, oz, prompt in zip(irs, contexts, prompts, strict=True):
+        renamed = Renaming.of(ir).apply
+        assert prompt == fmt.render_prompt(renamed(ir), fmt.OzContext(oz.count, renamed(oz.ir)))

@@ -1091,6 +1091,15 @@ def dataset_make_cmd(
             "instead of its IR (a prompt about as short as the plain one).",
         ),
     ] = False,
+    anonymize_names: Annotated[
+        bool,
+        typer.Option(
+            "--anonymize-names",
+            help="Renumber each function's global, callee and struct-type names in its prompt "
+            "and answer (@g0, %struct.T0; intrinsics and library functions kept), as a model "
+            "trained on them then reads every function.",
+        ),
+    ] = False,
     workers: Workers = None,
 ) -> None:
     """Render (prompt, answer) examples; drop, never truncate, those over the limits."""
@@ -1163,6 +1172,7 @@ def dataset_make_cmd(
         if oz_context
         else None,
         oz_summary=summary,
+        anonymize_names=anonymize_names,
     )
     meta = dataset_meta(
         tuned_meta, report, tuned_path=str(tuned), command=" ".join(["passlm", *sys.argv[1:]])

@@ -7,7 +7,7 @@ teach the model to stop in the middle of the IR. The report says how many were d
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from passlm.data.format import (
     render_prompt,
 )
 from passlm.errors import InputError, PasslmError
+from passlm.llvm.names import NAMES_ANONYMIZED, NAMES_KEPT, Renaming
 from passlm.llvm.passes import OZ, PassList, parse_pass_list
 from passlm.search.tuned import TunedFunction
 from passlm.tables import read_rows, write_rows
@@ -100,6 +101,7 @@ class DatasetReport:
     winner_functions: int = 0  # training functions answered with every list that won (winners)
     winner_examples: int = 0  # the examples those functions gave
     prompt: str = PROMPT_PLAIN  # PROMPT_OZ: prompts carry the -Oz context
+    names: str = NAMES_KEPT  # NAMES_ANONYMIZED: prompts and answers renamed (passlm.llvm.names)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "splits": [asdict(s) for s in self.splits]}
@@ -116,6 +118,7 @@ def _render(
     denied: Mapping[str, str] | None = None,
     oz_context: Mapping[str, OzContext] | None = None,
     oz_kind: str = PROMPT_OZ,
+    anonymized: bool = False,
 ) -> tuple[str, str, PassList]:
     """(prompt, answer, the answer's pass list) for one tuned function."""
     if denied is not None and row.hash in denied:
@@ -133,14 +136,21 @@ def _render(
         count, optimized = row.best_count, row.optimized_ir
     if aux and not optimized:
         raise InputError(f"{row.function} ({row.hash}): no optimized IR for the aux answer")
-    ir = optimized if aux else None
+    rename = _renamer(row, anonymized)
+    ir = rename(optimized) if aux and optimized else None
     context = None
     if oz_context is not None:
         context = oz_context.get(row.hash)
         if context is None:
             raise InputError(f"{row.function} ({row.hash}): no -Oz output for its prompt")
-    prompt = render_prompt(row.ir, context, oz_kind)
+        context = OzContext(context.count, rename(context.ir))
+    prompt = render_prompt(rename(row.ir), context, oz_kind)
     return prompt, render_answer(passes, row.o0_count, count, ir), passes
+
+
+def _renamer(row: TunedFunction, anonymized: bool) -> Callable[[str], str]:
+    """What the texts about ``row`` go through: its renaming (``anonymized``) or nothing."""
+    return Renaming.of(row.ir).apply if anonymized else str
 
 
 def winning_lists(
@@ -179,6 +189,7 @@ def make_dataset(
     winner_ir: Mapping[tuple[str, PassList], str] | None = None,
     oz_context: Mapping[str, OzContext] | None = None,
     oz_summary: bool = False,
+    anonymize_names: bool = False,
 ) -> tuple[list[Example], DatasetReport]:
     """Render one example per tuned function, dropping those longer than the limits.
 
@@ -197,7 +208,8 @@ def make_dataset(
     holds it for every (function hash, list) answered: ``aux`` needs it). ``oz_context``
     (function hash -> what -Oz made of it, for every function): prompts carry the -Oz context
     (:data:`passlm.data.format.PROMPT_OZ`; with ``oz_summary``, its one-line summary instead,
-    :data:`~passlm.data.format.PROMPT_OZ_SUMMARY`).
+    :data:`~passlm.data.format.PROMPT_OZ_SUMMARY`). ``anonymize_names``: every IR in prompts
+    and answers has the function's names renumbered (:mod:`passlm.llvm.names`).
     Examples come in corpus order: split (train, val, test, heldout), source, file, function.
     """
     for name, limit in (("max_tokens", max_tokens), ("max_chars", max_chars)):
@@ -223,7 +235,7 @@ def make_dataset(
         tuned_rows, key=lambda r: (_split_order(r.split), r.split, r.source, r.file, r.function)
     )
     oz_kind = PROMPT_OZ_SUMMARY if oz_summary else PROMPT_OZ
-    answered = [_render(r, aux, oz_ir, denied, oz_context, oz_kind) for r in rows]
+    answered = [_render(r, aux, oz_ir, denied, oz_context, oz_kind, anonymize_names) for r in rows]
     keep = [
         oz_keep >= 1.0
         or r.split != "train"
@@ -248,7 +260,9 @@ def make_dataset(
             winner_examples += len(lists)
             for passes, count in lists:
                 expanded_rows.append(row)
-                ir = winner_ir[(row.hash, passes)] if aux and winner_ir else None
+                ir = None
+                if aux and winner_ir:
+                    ir = _renamer(row, anonymize_names)(winner_ir[(row.hash, passes)])
                 expanded.append((prompt, render_answer(passes, row.o0_count, count, ir)))
         rows, rendered = expanded_rows, expanded
     tokens = [0] * len(rows)
@@ -297,6 +311,7 @@ def make_dataset(
         winner_functions=winner_functions,
         winner_examples=winner_examples,
         prompt=oz_kind if oz_context is not None else PROMPT_PLAIN,
+        names=NAMES_ANONYMIZED if anonymize_names else NAMES_KEPT,
     )
     return examples, report
 

@@ -25,7 +25,7 @@ from passlm.llvm.backend import Compiler, Task
 from passlm.llvm.ir import normalize
 from passlm.llvm.passes import PassList
 from passlm.model.generate import ANSWER, HEADER, generate
-from passlm.optimize.prompts import model_prompts
+from passlm.optimize.prompts import model_prompts, model_renaming
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,9 @@ def evaluate_model(
                 ir_parses = check.ok
                 ir_error = _first_line(check.error)
                 if r is not None and r.ok and r.ir is not None:
-                    ir_exact = normalize(a.ir) == r.ir if check.ok else False
-                    ir_bleu = bleu(a.ir, r.ir)
+                    reference = model_renaming(model, f.ir)(r.ir)  # the names the model writes
+                    ir_exact = normalize(a.ir) == reference if check.ok else False
+                    ir_bleu = bleu(a.ir, reference)
             else:
                 ir_parses = False
                 ir_error = "no complete <code> block in the answer"

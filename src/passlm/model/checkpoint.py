@@ -108,6 +108,7 @@ def load(path: str | Path, *, device: str | torch.device = "cpu"):
             raise InputError(f"{path}: no usable tokenizer ({first})") from None
     model.passlm_stored_dtype = model.dtype  # passlm.model.fast computes in it where it can
     model.passlm_prompt = _prompt_kind(path)  # what passlm.optimize.prompts renders for it
+    model.passlm_names = _names_kind(path)
     if torch.device(device).type == "cpu" and model.dtype != torch.float32:
         model = model.float()  # shipped weights may be bf16; transformers on CPU wants fp32
     model.to(device)
@@ -125,6 +126,20 @@ def _prompt_kind(path: Path) -> str:
         return PROMPT_PLAIN  # a foreign or unreadable passlm.json: the plain prompt
     if kind not in PROMPT_KINDS:
         raise InputError(f"{path / META_FILE}: unknown prompt {kind!r} (known: {PROMPT_KINDS})")
+    return kind
+
+
+def _names_kind(path: Path) -> str:
+    """Whether the model in ``path`` reads names kept or anonymized (``passlm.json``, ``names``;
+    kept if unsaid)."""
+    from passlm.llvm.names import NAMES_KEPT, NAMES_KINDS
+
+    try:
+        kind = read_meta(path).get("names", NAMES_KEPT)
+    except (OSError, ValueError, AttributeError):
+        return NAMES_KEPT
+    if kind not in NAMES_KINDS:
+        raise InputError(f"{path / META_FILE}: unknown names {kind!r} (known: {NAMES_KINDS})")
     return kind
 
 

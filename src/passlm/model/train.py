@@ -28,6 +28,7 @@ from passlm.data.dataset import Example, read_dataset
 from passlm.data.format import PROMPT_PLAIN
 from passlm.errors import InputError
 from passlm.files import atomic_write
+from passlm.llvm.names import NAMES_KEPT
 from passlm.model.checkpoint import (
     lineage_of,
     load_checkpoint,
@@ -202,13 +203,27 @@ def _load_examples(
                 "the data sets were made with different prompts: "
                 + ", ".join(f"{path} ({kind})" for path, kind in kinds.items())
             )
+        names = {str(path): _names_of(m) for path, (_, m) in zip(data, parts, strict=True)}
     else:
         triples = [
             (e.prompt, e.answer, True) if isinstance(e, Example) else (*e[:2], True) for e in data
         ]
+        names = {}
     for path in ir_only:
-        triples += _train_split(path, False)[0]
+        part, part_meta = _train_split(path, False)
+        triples += part
+        names[str(path)] = _names_of(part_meta)
+    if len(set(names.values())) > 1:
+        raise InputError(
+            "the data sets were made with names anonymized and kept: "
+            + ", ".join(f"{path} ({kind})" for path, kind in names.items())
+        )
     return triples, meta
+
+
+def _names_of(meta: dict[str, Any]) -> str:
+    """Whether a data set's IR has its names anonymized (kept unless its metadata says)."""
+    return str(meta.get("names", NAMES_KEPT))
 
 
 def _prompt_of(meta: dict[str, Any]) -> str:
@@ -316,6 +331,8 @@ def train(
     model = LlamaForCausalLM(model_config).to(device)
     prompt = _prompt_of(data_meta)
     model.passlm_prompt = prompt  # validation renders the prompts the model trains on
+    names = _names_of(data_meta)
+    model.passlm_names = names
     if init is not None:
         _load_initial_weights(model, Path(init))
     model.train()
@@ -337,6 +354,7 @@ def train(
         "matmul_dtype": str(matmul_dtype).removeprefix("torch."),
         **{k: data_meta[k] for k in ("llvm_version", "passlm_version") if k in data_meta},
         **({"prompt": prompt} if prompt != PROMPT_PLAIN else {}),
+        **({"names": names} if names != NAMES_KEPT else {}),
         **(meta or {}),
         **({"init": str(init), "lineage": lineage_of(init)} if init is not None else {}),
     }

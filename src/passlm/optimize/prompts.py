@@ -11,15 +11,20 @@ not). Where it leaves the model no room to answer, the function gets the plain p
 with the context from a plain one still reads plain prompts (on the 9 unseen functions too long
 for the -Oz-context fine-tune, its plain-prompt samples saved what the shipped model's did, 178
 instructions).
+
+A model trained with names anonymized (``passlm dataset make --anonymize-names``) reads every
+IR of its prompt renamed by :class:`passlm.llvm.names.Renaming`, and writes its optimized IR
+with the same names; :func:`model_renaming` is that renaming, for comparing what it wrote.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from passlm.data.format import PROMPT_PLAIN, OzContext, render_prompt
 from passlm.llvm.backend import Compiler, Task
+from passlm.llvm.names import NAMES_ANONYMIZED, NAMES_KEPT, Renaming
 from passlm.llvm.passes import OZ
 
 
@@ -27,6 +32,18 @@ def prompt_kind(model: Any) -> str:
     """The prompt ``model`` was trained on (:data:`PROMPT_PLAIN` unless its directory said
     otherwise; ``passlm.model.checkpoint.load`` reads it)."""
     return getattr(model, "passlm_prompt", PROMPT_PLAIN)
+
+
+def names_kind(model: Any) -> str:
+    """Whether ``model`` reads names kept or anonymized (kept unless its directory said
+    otherwise; ``passlm.model.checkpoint.load`` reads it)."""
+    return getattr(model, "passlm_names", NAMES_KEPT)
+
+
+def model_renaming(model: Any, ir: str) -> Callable[[str], str]:
+    """What every text about the function ``ir`` goes through for ``model``: the function's
+    :class:`~passlm.llvm.names.Renaming` if ``model`` reads names anonymized, else nothing."""
+    return Renaming.of(ir).apply if names_kind(model) == NAMES_ANONYMIZED else str
 
 
 def oz_contexts(irs: Sequence[str], compiler: Compiler) -> list[OzContext | None]:
@@ -49,8 +66,9 @@ def model_prompts(
     long for the model is the plain one.
     """
     kind = prompt_kind(model)
+    renames = [model_renaming(model, ir) for ir in irs]
     if kind == PROMPT_PLAIN:
-        return [render_prompt(ir) for ir in irs]
+        return [render_prompt(rename(ir)) for ir, rename in zip(irs, renames, strict=True)]
     if compiler is None:
         from passlm.llvm.backend import InProcessCompiler
         from passlm.llvm.toolchain import default_toolchain
@@ -62,9 +80,11 @@ def model_prompts(
     from passlm.model.generate import fits  # torch: only for a model, which has loaded it
 
     out: list[str | None] = []
-    for ir, oz in zip(irs, contexts, strict=True):
-        prompt = render_prompt(ir, oz, kind) if oz is not None else None
+    for ir, oz, rename in zip(irs, contexts, renames, strict=True):
+        prompt = None
+        if oz is not None:
+            prompt = render_prompt(rename(ir), OzContext(oz.count, rename(oz.ir)), kind)
         if prompt is not None and tokenizer is not None and not fits(model, tokenizer, prompt):
-            prompt = render_prompt(ir)
+            prompt = render_prompt(rename(ir))
         out.append(prompt)
     return out

@@ -29,7 +29,7 @@ from passlm.data.format import PASSES_CLOSE, PASSES_OPEN, parse_answer, render_p
 from passlm.errors import InputError, PasslmError
 from passlm.llvm.denylist import DenyList
 from passlm.llvm.passes import OZ, PassList
-from passlm.optimize.prompts import model_prompts
+from passlm.optimize.prompts import model_prompts, model_renaming
 
 PREDICT, OZ_BACKUP, SAMPLE, FEEDBACK = "predict", "oz-backup", "sample", "feedback"
 GUIDED = "guided"
@@ -286,7 +286,7 @@ def greedy_margin(
     from passlm.model.constrained import answer_logprobs
     from passlm.model.generate import PASSES, generate
 
-    prompt = prompt if prompt is not None else render_prompt(ir)
+    prompt = prompt if prompt is not None else render_prompt(model_renaming(model, ir)(ir))
     (g,) = generate(model, tokenizer, [prompt], until=PASSES, constraint=constraint)
     if g is None:
         return [], None
