@@ -282,7 +282,8 @@ def greedy_margin(
     its log-probability beats that of the answer ``-Oz`` by (None where the list is -Oz or
     none could be read). One function at a time, so -Oz is scored while the prompt is still in
     the fast path's cache (a token or two to run). ``prompt``: the one the model reads for
-    ``ir`` (:func:`passlm.optimize.prompts.model_prompts`), by default the plain one."""
+    ``ir`` (:func:`passlm.optimize.prompts.model_prompts`), by default the plain one (with the
+    function's names anonymized for a model that reads them so)."""
     from passlm.model.constrained import answer_logprobs
     from passlm.model.generate import PASSES, generate
 
