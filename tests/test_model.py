@@ -308,11 +308,16 @@ def test_trains_from_a_data_set_file_and_refuses_a_foreign_checkpoint(
     assert meta["data_hash"] != data_hash(train_pairs + train_pairs[:1])
 
 
-def test_a_model_records_the_prompt_it_was_trained_on(tmp_path, tokenizer, examples, tiny):
-    rows = [
+def _train_rows(examples) -> list[Example]:
+    """One training example per (prompt, answer) pair."""
+    return [
         Example(f"h{i}", "train", "sample.c", f"f{i}", p, a, 30, 20, 10, "-Oz", 0)
         for i, (p, a) in enumerate(examples)
     ]
+
+
+def test_a_model_records_the_prompt_it_was_trained_on(tmp_path, tokenizer, examples, tiny):
+    rows = _train_rows(examples)
     plain, oz = tmp_path / "plain.parquet", tmp_path / "oz.parquet"
     write_dataset(plain, rows, {"llvm_version": "19.1.7"})
     write_dataset(oz, rows, {"llvm_version": "19.1.7", "prompt": fmt.PROMPT_OZ})
@@ -332,10 +337,7 @@ def test_a_model_records_the_prompt_it_was_trained_on(tmp_path, tokenizer, examp
 
 
 def test_a_model_records_whether_it_reads_names_anonymized(tmp_path, tokenizer, examples, tiny):
-    rows = [
-        Example(f"h{i}", "train", "sample.c", f"f{i}", p, a, 30, 20, 10, "-Oz", 0)
-        for i, (p, a) in enumerate(examples)
-    ]
+    rows = _train_rows(examples)
     kept, anon = tmp_path / "kept.parquet", tmp_path / "anon.parquet"
     write_dataset(kept, rows, {"llvm_version": "19.1.7"})
     write_dataset(anon, rows, {"llvm_version": "19.1.7", "names": NAMES_ANONYMIZED})

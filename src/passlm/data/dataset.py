@@ -7,7 +7,7 @@ teach the model to stop in the middle of the IR. The report says how many were d
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from passlm.data.format import (
     render_prompt,
 )
 from passlm.errors import InputError, PasslmError
-from passlm.llvm.names import NAMES_ANONYMIZED, NAMES_KEPT, Renaming
+from passlm.llvm.names import NAMES_ANONYMIZED, NAMES_KEPT, renamer
 from passlm.llvm.passes import OZ, PassList, parse_pass_list
 from passlm.search.tuned import TunedFunction
 from passlm.tables import read_rows, write_rows
@@ -136,7 +136,7 @@ def _render(
         count, optimized = row.best_count, row.optimized_ir
     if aux and not optimized:
         raise InputError(f"{row.function} ({row.hash}): no optimized IR for the aux answer")
-    rename = _renamer(row, anonymized)
+    rename = renamer(row.ir, anonymized)
     ir = rename(optimized) if aux and optimized else None
     context = None
     if oz_context is not None:
@@ -146,11 +146,6 @@ def _render(
         context = OzContext(context.count, rename(context.ir))
     prompt = render_prompt(rename(row.ir), context, oz_kind)
     return prompt, render_answer(passes, row.o0_count, count, ir), passes
-
-
-def _renamer(row: TunedFunction, anonymized: bool) -> Callable[[str], str]:
-    """What the texts about ``row`` go through: its renaming (``anonymized``) or nothing."""
-    return Renaming.of(row.ir).apply if anonymized else str
 
 
 def winning_lists(
@@ -258,11 +253,10 @@ def make_dataset(
                 continue
             winner_functions += 1
             winner_examples += len(lists)
+            rename = renamer(row.ir, anonymize_names)
             for passes, count in lists:
                 expanded_rows.append(row)
-                ir = None
-                if aux and winner_ir:
-                    ir = _renamer(row, anonymize_names)(winner_ir[(row.hash, passes)])
+                ir = rename(winner_ir[(row.hash, passes)]) if aux and winner_ir else None
                 expanded.append((prompt, render_answer(passes, row.o0_count, count, ir)))
         rows, rendered = expanded_rows, expanded
     tokens = [0] * len(rows)

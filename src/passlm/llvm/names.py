@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +82,12 @@ def _rename(ir: str, globals_: dict[str, str], types: dict[str, str]) -> str:
         return "%" + types.setdefault(m.group(1), f"{kind}.T{len(types)}")
 
     return _TYPE.sub(type_name, _GLOBAL.sub(global_name, ir))
+
+
+def renamer(ir: str, anonymized: bool) -> Callable[[str], str]:
+    """What every text about the function ``ir`` goes through: its :class:`Renaming` when
+    ``anonymized``, else nothing."""
+    return Renaming.of(ir).apply if anonymized else str
 
 
 def anonymize(ir: str) -> str:

@@ -120,13 +120,7 @@ def _prompt_kind(path: Path) -> str:
     """The prompt the model in ``path`` was trained on (``passlm.json``; plain if unsaid)."""
     from passlm.data.format import PROMPT_KINDS, PROMPT_PLAIN
 
-    try:
-        kind = read_meta(path).get("prompt", PROMPT_PLAIN)
-    except (OSError, ValueError, AttributeError):
-        return PROMPT_PLAIN  # a foreign or unreadable passlm.json: the plain prompt
-    if kind not in PROMPT_KINDS:
-        raise InputError(f"{path / META_FILE}: unknown prompt {kind!r} (known: {PROMPT_KINDS})")
-    return kind
+    return _meta_choice(path, "prompt", PROMPT_KINDS, PROMPT_PLAIN)
 
 
 def _names_kind(path: Path) -> str:
@@ -134,12 +128,18 @@ def _names_kind(path: Path) -> str:
     kept if unsaid)."""
     from passlm.llvm.names import NAMES_KEPT, NAMES_KINDS
 
+    return _meta_choice(path, "names", NAMES_KINDS, NAMES_KEPT)
+
+
+def _meta_choice(path: Path, key: str, known: tuple[str, ...], default: str) -> str:
+    """``passlm.json``'s ``key``, one of ``known``; ``default`` if unsaid or if the file is
+    foreign or unreadable."""
     try:
-        kind = read_meta(path).get("names", NAMES_KEPT)
+        kind = read_meta(path).get(key, default)
     except (OSError, ValueError, AttributeError):
-        return NAMES_KEPT
-    if kind not in NAMES_KINDS:
-        raise InputError(f"{path / META_FILE}: unknown names {kind!r} (known: {NAMES_KINDS})")
+        return default
+    if kind not in known:
+        raise InputError(f"{path / META_FILE}: unknown {key} {kind!r} (known: {known})")
     return kind
 
 

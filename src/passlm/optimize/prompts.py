@@ -24,7 +24,7 @@ from typing import Any
 
 from passlm.data.format import PROMPT_PLAIN, OzContext, render_prompt
 from passlm.llvm.backend import Compiler, Task
-from passlm.llvm.names import NAMES_ANONYMIZED, NAMES_KEPT, Renaming
+from passlm.llvm.names import NAMES_ANONYMIZED, NAMES_KEPT, renamer
 from passlm.llvm.passes import OZ
 
 
@@ -43,7 +43,7 @@ def names_kind(model: Any) -> str:
 def model_renaming(model: Any, ir: str) -> Callable[[str], str]:
     """What every text about the function ``ir`` goes through for ``model``: the function's
     :class:`~passlm.llvm.names.Renaming` if ``model`` reads names anonymized, else nothing."""
-    return Renaming.of(ir).apply if names_kind(model) == NAMES_ANONYMIZED else str
+    return renamer(ir, names_kind(model) == NAMES_ANONYMIZED)
 
 
 def oz_contexts(irs: Sequence[str], compiler: Compiler) -> list[OzContext | None]:
