@@ -323,6 +323,8 @@ def test_a_model_records_the_prompt_it_was_trained_on(tmp_path, tokenizer, examp
     write_dataset(oz, rows, {"llvm_version": "19.1.7", "prompt": fmt.PROMPT_OZ})
     with pytest.raises(InputError, match="different prompts"):
         train([plain, oz], tokenizer, tiny, _config(steps=2), tmp_path / "mixed")
+    with pytest.raises(InputError, match="different prompts"):  # --ir-only too
+        train(oz, tokenizer, tiny, _config(steps=2), tmp_path / "mixed", ir_only=[plain])
     run = train(oz, tokenizer, tiny, _config(steps=2), tmp_path / "oz-run")
     assert ckpt.read_meta(run.model_dir)["prompt"] == fmt.PROMPT_OZ
     assert ckpt.load(run.model_dir)[0].passlm_prompt == fmt.PROMPT_OZ

@@ -197,27 +197,24 @@ def _load_examples(
         parts = [_train_split(path, True) for path in data]
         triples = [t for part, _ in parts for t in part]
         meta = parts[0][1]
-        kinds = {str(path): _prompt_of(m) for path, (_, m) in zip(data, parts, strict=True)}
-        if len(set(kinds.values())) > 1:
-            raise InputError(
-                "the data sets were made with different prompts: "
-                + ", ".join(f"{path} ({kind})" for path, kind in kinds.items())
-            )
-        names = {str(path): _names_of(m) for path, (_, m) in zip(data, parts, strict=True)}
+        metas = {str(path): m for path, (_, m) in zip(data, parts, strict=True)}
     else:
         triples = [
             (e.prompt, e.answer, True) if isinstance(e, Example) else (*e[:2], True) for e in data
         ]
-        names = {}
+        metas = {}
     for path in ir_only:
         part, part_meta = _train_split(path, False)
         triples += part
-        names[str(path)] = _names_of(part_meta)
-    if len(set(names.values())) > 1:
-        raise InputError(
-            "the data sets were made with names anonymized and kept: "
-            + ", ".join(f"{path} ({kind})" for path, kind in names.items())
-        )
+        metas[str(path)] = part_meta
+    # every file, --ir-only ones too, must have been made for the prompt the model will read
+    for what, of in (("different prompts", _prompt_of), ("names anonymized and kept", _names_of)):
+        kinds = {path: of(m) for path, m in metas.items()}
+        if len(set(kinds.values())) > 1:
+            raise InputError(
+                f"the data sets were made with {what}: "
+                + ", ".join(f"{path} ({kind})" for path, kind in kinds.items())
+            )
     return triples, meta
 
 
