@@ -16,7 +16,8 @@ another, where LLVM stays in the CPU's caches (the lower bound of a compile, and
 ratio). Every row reads the prompt the model reads (``model_prompts``): for a model trained with
 the ``-Oz`` output in its prompt, that output, whose compile (``-Oz`` with its IR kept) is then
 timed in turn too, and ``predict`` with it is the sum of the two (``passlm optimize`` compiles
-``-Oz`` for every function anyway, as its baseline).
+``-Oz`` for every function anyway, as its baseline). For a model that reads names anonymized,
+the renaming of each prompt is timed in turn too, and ``predict`` with it is the sum.
 
     .venv/bin/python benchmarks/latency.py [--tuned data/tuned.parquet] [--sample 100]
 """
@@ -37,12 +38,13 @@ from rich.table import Table
 
 from passlm.data.format import PROMPT_PLAIN, OzContext, render_prompt
 from passlm.llvm.backend import InProcessCompiler, SubprocessCompiler
+from passlm.llvm.names import NAMES_ANONYMIZED
 from passlm.llvm.toolchain import default_toolchain
 from passlm.model import default_model_dir, load
 from passlm.model.constrained import PassListConstraint, priority_sample
 from passlm.model.fast import bf16_matmuls, fast_model
 from passlm.model.generate import PASSES, generate, prompt_ids
-from passlm.optimize.prompts import model_prompts, prompt_kind
+from passlm.optimize.prompts import model_prompts, model_renaming, names_kind, prompt_kind
 from passlm.optimize.strategies import greedy_margin
 
 console = Console(width=110)
@@ -135,14 +137,18 @@ def main() -> None:
     def oz_compile(ir: str) -> None:
         inproc.run(ir, "-Oz", want_ir=False)
 
+    def renaming(ir: str) -> None:  # what a model that reads names anonymized needs first
+        model_renaming(model, ir)(ir)
+
     for ir in irs[:5]:  # warm-up: allocations, the constraint's row sets, the CPU's clocks
         predict(ir)
         oz_compile(ir)
     # predict with and without the draft and the -Oz compile interleaved, function by
     # function, so drift in the machine's speed falls on all three alike (the draft is the
     # function before's answer either way)
-    one, sure, alone, oz, context = [], [], [], [], []
+    one, sure, alone, oz, context, renamed = [], [], [], [], [], []
     reads_oz = prompt_kind(model) != PROMPT_PLAIN
+    reads_renamed = names_kind(model) == NAMES_ANONYMIZED
     for ir in irs:
         one += timed(predict, [ir], cold)
         sure += timed(predict_sure, [ir], cold)
@@ -150,6 +156,8 @@ def main() -> None:
         oz += timed(oz_compile, [ir])
         if reads_oz:
             context += timed(oz_context, [ir])
+        if reads_renamed:
+            renamed += timed(renaming, [ir])
     # the same compiles one after another: LLVM's code and data stay in the caches, which the
     # model's forward pass otherwise evicts between two compiles
     oz_hot = timed(oz_compile, irs)
@@ -187,9 +195,16 @@ def main() -> None:
          ("the -Oz context alone (-Oz with its IR, the prompt), in turn", context)]
         if reads_oz else []
     )  # fmt: skip
+    with_renaming = (
+        [("predict and its prompt's renaming, in turn (fast path)",
+          [a + b for a, b in zip(one, renamed, strict=True)]),
+         ("the renaming alone (names anonymized), in turn", renamed)]
+        if reads_renamed else []
+    )  # fmt: skip
     for name, values in (
         ("predict (passlm fast path)", one),
         *with_context,
+        *with_renaming,
         ("predict with a margin over -Oz (fast path)", sure),
         ("predict (fast path), no draft from the function before", alone),
         ("predict (transformers), batch 1", one_hf),

@@ -156,11 +156,12 @@ def test_a_model_trained_on_the_oz_summary_reads_it_in_one_line(toolchain):
     """model_prompts gives a model of the summary kind -Oz's count and make-up, not its IR."""
     from passlm.data import format as fmt
     from passlm.llvm.backend import InProcessCompiler
+    from passlm.llvm.names import NAMES_KEPT
     from passlm.model import default_model_dir, load
     from passlm.optimize.prompts import model_prompts, oz_contexts
 
     model, tok = load(default_model_dir())
-    model.passlm_prompt = fmt.PROMPT_OZ_SUMMARY
+    model.passlm_prompt, model.passlm_names = fmt.PROMPT_OZ_SUMMARY, NAMES_KEPT
     ir = next(iter(split_functions(load_ir(FIXTURES / "sample.c", toolchain), toolchain).values()))
     with InProcessCompiler(toolchain) as c:
         (context,) = oz_contexts([ir], c)
@@ -174,11 +175,13 @@ def test_a_model_trained_with_names_anonymized_reads_them_so(toolchain):
     model_renaming is what its optimized IR is compared through."""
     from passlm.data import format as fmt
     from passlm.llvm.backend import InProcessCompiler
-    from passlm.llvm.names import NAMES_ANONYMIZED, Renaming, anonymize
+    from passlm.llvm.names import NAMES_ANONYMIZED, NAMES_KEPT, Renaming, anonymize
     from passlm.model import default_model_dir, load
     from passlm.optimize.prompts import model_prompts, model_renaming, oz_contexts
 
     model, tok = load(default_model_dir())
+    assert model.passlm_names == NAMES_ANONYMIZED  # the shipped model, as its passlm.json says
+    model.passlm_names = NAMES_KEPT
     irs = list(split_functions(load_ir(FIXTURES / "sample.c", toolchain), toolchain).values())
     assert model_prompts(model, irs) == [fmt.render_prompt(ir) for ir in irs]
     assert model_renaming(model, irs[0])(irs[0]) == irs[0]

@@ -6,10 +6,11 @@ import json
 
 import torch
 
-from passlm.data.format import parse_answer, render_prompt
+from passlm.data.format import parse_answer
 from passlm.model import DEFAULT_MODEL, default_model_dir, load
 from passlm.model.checkpoint import read_meta
 from passlm.model.generate import PASSES, generate
+from passlm.optimize.prompts import model_prompts
 
 
 def test_shipped_model_is_small_and_documented():
@@ -25,7 +26,7 @@ def test_shipped_model_emits_valid_pass_lists(sample_functions):
     torch.set_num_threads(1)
     model, tok = load(DEFAULT_MODEL)
     irs = sorted(sample_functions.values(), key=len)[:3]
-    out = generate(model, tok, [render_prompt(ir) for ir in irs], until=PASSES)
+    out = generate(model, tok, model_prompts(model, irs), until=PASSES)  # the prompt it reads
     answers = [parse_answer(g.text) for g in out]
     assert all(a.valid for a in answers), [g.text for g in out]
 
