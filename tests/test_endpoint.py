@@ -8,7 +8,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from passlm.llvm.passes import parse_pass_list
+from passlm.data.format import PROMPT_OZ, PROMPT_PLAIN, OzContext, render_prompt
+from passlm.errors import InputError
+from passlm.llvm.backend import InProcessCompiler
+from passlm.llvm.names import NAMES_ANONYMIZED, NAMES_KEPT, anonymize
+from passlm.llvm.passes import OZ, parse_pass_list
+from passlm.model.checkpoint import PromptFormat, prompt_format
 from passlm.optimize.endpoint import EndpointError, completions_url, propose_remote
 from passlm.optimize.strategies import parse_strategy
 
@@ -92,6 +97,50 @@ def test_sampled_lists_come_back_per_function(server):
     assert "define i32 @f()" in request["prompt"][0]
 
 
+CALLER = """define i32 @caller(i32 %0) {
+  %2 = alloca i32, align 4
+  store i32 %0, ptr %2, align 4
+  %3 = load i32, ptr %2, align 4
+  %4 = call i32 @helper(i32 %3)
+  ret i32 %4
+}
+
+declare i32 @helper(i32)
+"""
+
+
+def test_the_server_gets_the_prompt_the_served_model_reads(server, toolchain):
+    server.reply(completions(["Run passes `-sroa`"]))
+    anonymized = PromptFormat(PROMPT_PLAIN, NAMES_ANONYMIZED)
+    propose_remote(server.url, "m", [CALLER], parse_strategy("oz-backup"), reads=anonymized)
+    (sent,) = server.requests[-1]["prompt"]
+    assert sent == render_prompt(anonymize(CALLER)) and "@helper" not in sent
+    # the -Oz context is compiled for it; a function -Oz cannot compile is not asked about
+    server.reply(completions(["Run passes `-sroa`"]))
+    with_oz = PromptFormat(PROMPT_OZ, NAMES_KEPT)
+    with InProcessCompiler(toolchain) as compiler:
+        oz = compiler.run(CALLER, OZ, want_ir=True)
+        lists = propose_remote(
+            server.url, "m", ["not IR\n", CALLER], parse_strategy("oz-backup"),
+            reads=with_oz, compiler=compiler,
+        )  # fmt: skip
+    assert lists == [[], [parse_pass_list("-sroa")]]
+    (sent,) = server.requests[-1]["prompt"]
+    assert sent == render_prompt(CALLER, OzContext(oz.count, oz.ir), PROMPT_OZ)
+
+
+def test_a_served_models_prompt_format_comes_from_its_directory(tmp_path):
+    (tmp_path / "passlm.json").write_text(json.dumps({"names": "anonymized"}))
+    assert prompt_format(tmp_path) == PromptFormat(PROMPT_PLAIN, NAMES_ANONYMIZED)
+    (tmp_path / "passlm.json").write_text("{}")  # says nothing: plain, names kept
+    assert prompt_format(tmp_path) == PromptFormat(PROMPT_PLAIN, NAMES_KEPT)
+    (tmp_path / "passlm.json").write_text(json.dumps({"names": "hashed"}))
+    with pytest.raises(InputError, match="unknown names 'hashed'"):
+        prompt_format(tmp_path)
+    with pytest.raises(InputError, match="no such model directory"):
+        prompt_format(tmp_path / "missing")
+
+
 @pytest.mark.parametrize(
     ("reply", "status", "message"),
     [
@@ -116,7 +165,7 @@ def test_unreachable_endpoint_is_a_clear_error():
 
 
 @pytest.mark.slow
-def test_optimize_with_an_endpoint(server):
+def test_optimize_with_an_endpoint(server, tmp_path):
     functions = 8  # sample.c
     server.reply(completions(["Run passes `-gvn -dse`"] * functions))
     res = run_passlm(
@@ -127,6 +176,24 @@ def test_optimize_with_an_endpoint(server):
     said = " ".join(res.stderr.split())  # rich wraps at the pipe's 80 columns
     assert "-gvn -dse" in said and "strategy: oz-backup via http://127.0.0.1" in said
     assert "written: per-function lists" in said
+    # the shipped model reads names anonymized, so a served copy of it gets them so too
+    # (main's module: it calls the others and printf, a library function, kept by name)
+    main = next(p for p in server.requests[-1]["prompt"] if "@printf" in p)
+    assert "@sum_array" not in main and "@main" not in main and "@g0" in main
+    # --model names the served model's directory: a plain one gets the names as they are
+    (tmp_path / "passlm.json").write_text("{}")
+    server.reply(completions(["Run passes `-gvn -dse`"] * functions))
+    plain = run_passlm(
+        "optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url, "-s", "oz-backup",
+        "--model", str(tmp_path), "-j", "1",
+    )  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    assert any("@sum_array" in p and "@printf" in p for p in server.requests[-1]["prompt"])
+    missing = run_passlm(
+        "optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url,
+        "--model", str(tmp_path / "none"),
+    )  # fmt: skip
+    assert missing.returncode == 2 and "no such model directory" in missing.stderr
     server.reply(b"oops")
     bad = run_passlm(
         "optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url, "-s", "predict"

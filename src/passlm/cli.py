@@ -278,7 +278,11 @@ def optimize_cmd(
     margin: Margin = "model",
     endpoint: Annotated[
         str | None,
-        typer.Option("--endpoint", help="OpenAI-compatible server (e.g. vLLM) instead of a model."),
+        typer.Option(
+            "--endpoint",
+            help="OpenAI-compatible server (e.g. vLLM) instead of a local model; it gets the "
+            "prompt the model in --model (default: the shipped one) reads.",
+        ),
     ] = None,
     endpoint_model: Annotated[
         str, typer.Option("--endpoint-model", help="Model name to ask the endpoint for.")
@@ -362,12 +366,19 @@ def optimize_cmd(
             )
 
     elif endpoint is not None:
+        from passlm.model import default_model_dir
+        from passlm.model.checkpoint import prompt_format
         from passlm.optimize.endpoint import propose_remote
 
+        # the served model reads the prompt its directory records (the shipped one's by default)
+        reads = prompt_format(model if model is not None else default_model_dir())
         label, model_used = f"{spec.name} via {endpoint}", endpoint
 
         def propose(modules: dict[str, str], compiler):
-            return propose_remote(endpoint, endpoint_model, list(modules.values()), spec)
+            return propose_remote(
+                endpoint, endpoint_model, list(modules.values()), spec,
+                reads=reads, compiler=compiler,
+            )  # fmt: skip
 
     elif not no_model:
         from passlm.model import default_model_dir

@@ -17,6 +17,7 @@ import contextlib
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,8 @@ def load(path: str | Path, *, device: str | torch.device = "cpu"):
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise InputError(f"{path}: no usable tokenizer ({first})") from None
     model.passlm_stored_dtype = model.dtype  # passlm.model.fast computes in it where it can
-    model.passlm_prompt = _prompt_kind(path)  # what passlm.optimize.prompts renders for it
-    model.passlm_names = _names_kind(path)
+    reads = _format_of(path)  # what passlm.optimize.prompts renders for it
+    model.passlm_prompt, model.passlm_names = reads.passlm_prompt, reads.passlm_names
     if torch.device(device).type == "cpu" and model.dtype != torch.float32:
         model = model.float()  # shipped weights may be bf16; transformers on CPU wants fp32
     model.to(device)
@@ -116,31 +117,46 @@ def load(path: str | Path, *, device: str | torch.device = "cpu"):
     return model, tokenizer
 
 
-def _prompt_kind(path: Path) -> str:
-    """The prompt the model in ``path`` was trained on (``passlm.json``; plain if unsaid)."""
+@dataclass(frozen=True)
+class PromptFormat:
+    """The prompt a model reads, as ``passlm.optimize.prompts`` asks a loaded model for it: for a
+    model served elsewhere (``optimize --endpoint``), whose weights passlm does not load."""
+
+    passlm_prompt: str
+    passlm_names: str
+
+
+def prompt_format(path: str | Path) -> PromptFormat:
+    """The prompt the model in directory ``path`` reads, from its ``passlm.json`` (plain, names
+    kept, if it says nothing); a missing directory or an unknown value is a clear error."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: no such model directory")
+    return _format_of(path)
+
+
+def _format_of(path: Path) -> PromptFormat:
+    """``passlm.json``'s prompt kind and names kind (the defaults where it says nothing or is
+    foreign or unreadable; an unknown value is a clear error)."""
     from passlm.data.format import PROMPT_KINDS, PROMPT_PLAIN
-
-    return _meta_choice(path, "prompt", PROMPT_KINDS, PROMPT_PLAIN)
-
-
-def _names_kind(path: Path) -> str:
-    """Whether the model in ``path`` reads names kept or anonymized (``passlm.json``, ``names``;
-    kept if unsaid)."""
     from passlm.llvm.names import NAMES_KEPT, NAMES_KINDS
 
-    return _meta_choice(path, "names", NAMES_KINDS, NAMES_KEPT)
-
-
-def _meta_choice(path: Path, key: str, known: tuple[str, ...], default: str) -> str:
-    """``passlm.json``'s ``key``, one of ``known``; ``default`` if unsaid or if the file is
-    foreign or unreadable."""
     try:
-        kind = read_meta(path).get(key, default)
-    except (OSError, ValueError, AttributeError):
-        return default
-    if kind not in known:
-        raise InputError(f"{path / META_FILE}: unknown {key} {kind!r} (known: {known})")
-    return kind
+        meta = read_meta(path)
+    except (OSError, ValueError):
+        meta = {}
+    if not isinstance(meta, dict):
+        meta = {}
+
+    def choice(key: str, known: tuple[str, ...], default: str) -> str:
+        kind = meta.get(key, default)
+        if kind not in known:
+            raise InputError(f"{path / META_FILE}: unknown {key} {kind!r} (known: {known})")
+        return kind
+
+    return PromptFormat(
+        choice("prompt", PROMPT_KINDS, PROMPT_PLAIN), choice("names", NAMES_KINDS, NAMES_KEPT)
+    )
 
 
 def export_model(src: str | Path, dst: str | Path, *, dtype: str = "bfloat16") -> Path:

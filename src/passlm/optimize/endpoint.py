@@ -1,9 +1,11 @@
 """Pass lists from a model served over HTTP (an OpenAI-compatible ``/v1/completions``, e.g. vLLM).
 
-The server sees the plain prompt a local model would (a served model trained with the -Oz
-context, ``passlm dataset make --oz-context``, is not supported: passlm cannot tell); its text
-is parsed like local output, so an invalid or missing list falls back to ``-Oz``. A reply that
-is not a completions reply is a clear error naming the endpoint, never a traceback.
+The server gets the prompt the served model was trained on, as a local copy of it would
+(``reads``: its directory's :func:`~passlm.model.checkpoint.prompt_format`, names anonymized or
+the -Oz context included; plain without one). A prompt the -Oz context makes too long is sent as
+it is: the server's reply says so. Its text is parsed like local output, so an invalid or
+missing list falls back to ``-Oz``. A reply that is not a completions reply is a clear error
+naming the endpoint, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
 from passlm.data.format import COUNTS_FROM, parse_answer, render_prompt
 from passlm.errors import PasslmError
+from passlm.llvm.backend import Compiler
 from passlm.llvm.passes import PassList
+from passlm.optimize.prompts import model_prompts
 from passlm.optimize.strategies import SAMPLE, Strategy, unique_lists
 
 TIMEOUT = 300.0
@@ -76,22 +81,39 @@ def _texts(url: str, reply: dict, expected: int) -> list[str]:
 
 
 def propose_remote(
-    url: str, model: str, irs: Sequence[str], strategy: Strategy
+    url: str,
+    model: str,
+    irs: Sequence[str],
+    strategy: Strategy,
+    *,
+    reads: Any = None,
+    compiler: Compiler | None = None,
 ) -> list[list[PassList]]:
-    """Candidate lists per function from the endpoint (one request for all functions)."""
+    """Candidate lists per function from the endpoint (one request for all functions).
+
+    ``reads`` is what the served model reads (a :class:`~passlm.model.checkpoint.PromptFormat`
+    or a loaded model); ``compiler`` makes the -Oz context where it reads one.
+    """
     endpoint = completions_url(url)
     n = strategy.n if strategy.kind == SAMPLE else 1
+    if reads is None:
+        prompts: list[str | None] = [render_prompt(ir) for ir in irs]
+    else:
+        prompts = model_prompts(reads, irs, compiler)
+    asked = [i for i, prompt in enumerate(prompts) if prompt is not None]  # None: -Oz failed
+    out: list[list[PassList]] = [[] for _ in irs]
+    if not asked:
+        return out
     body = {
         "model": model,
-        "prompt": [render_prompt(ir) for ir in irs],
+        "prompt": [prompts[i] for i in asked],
         "max_tokens": MAX_TOKENS,
         "n": n,
         "temperature": strategy.temperature if strategy.kind == SAMPLE else 0.0,
         "seed": strategy.seed,
         "stop": [COUNTS_FROM],  # the pass list is all the strategies read
     }
-    texts = _texts(endpoint, _post(endpoint, body), len(irs) * n)
-    return [
-        unique_lists([parse_answer(t).passes for t in texts[i * n : (i + 1) * n]])
-        for i in range(len(irs))
-    ]
+    texts = _texts(endpoint, _post(endpoint, body), len(asked) * n)
+    for k, i in enumerate(asked):
+        out[i] = unique_lists([parse_answer(t).passes for t in texts[k * n : (k + 1) * n]])
+    return out
