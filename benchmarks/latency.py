@@ -189,22 +189,25 @@ def main() -> None:
     for col in ("what", "median", "mean", "x -Oz in turn", "x -Oz in a row"):
         table.add_column(col, justify="left" if col == "what" else "right")
     oz_median, hot_median = statistics.median(oz), statistics.median(oz_hot)
-    with_context = (
-        [("predict and its -Oz context compiled first, in turn (fast path)",
-          [a + b for a, b in zip(one, context, strict=True)]),
-         ("the -Oz context alone (-Oz with its IR, the prompt), in turn", context)]
-        if reads_oz else []
-    )  # fmt: skip
-    with_renaming = (
-        [("predict and its prompt's renaming, in turn (fast path)",
-          [a + b for a, b in zip(one, renamed, strict=True)]),
-         ("the renaming alone (names anonymized), in turn", renamed)]
-        if reads_renamed else []
-    )  # fmt: skip
+
+    def first(total: str, alone: str, times: list[float]) -> list[tuple[str, list[float]]]:
+        """predict with what its prompt needs first, and that alone (none where it needs none)."""
+        if not times:
+            return []
+        return [(total, [a + b for a, b in zip(one, times, strict=True)]), (alone, times)]
+
     for name, values in (
         ("predict (passlm fast path)", one),
-        *with_context,
-        *with_renaming,
+        *first(
+            "predict and its -Oz context compiled first, in turn (fast path)",
+            "the -Oz context alone (-Oz with its IR, the prompt), in turn",
+            context,
+        ),
+        *first(
+            "predict and its prompt's renaming, in turn (fast path)",
+            "the renaming alone (names anonymized), in turn",
+            renamed,
+        ),
         ("predict with a margin over -Oz (fast path)", sure),
         ("predict (fast path), no draft from the function before", alone),
         ("predict (transformers), batch 1", one_hf),

@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from passlm.data.format import COUNTS_FROM, parse_answer, render_prompt
+from passlm.data.format import COUNTS_FROM, parse_answer
 from passlm.errors import PasslmError
 from passlm.llvm.backend import Compiler
 from passlm.llvm.passes import PassList
@@ -92,14 +92,12 @@ def propose_remote(
     """Candidate lists per function from the endpoint (one request for all functions).
 
     ``reads`` is what the served model reads (a :class:`~passlm.model.checkpoint.PromptFormat`
-    or a loaded model); ``compiler`` makes the -Oz context where it reads one.
+    or a loaded model; None, like any object that says nothing, reads plain prompts with names
+    kept); ``compiler`` makes the -Oz context where it reads one.
     """
     endpoint = completions_url(url)
     n = strategy.n if strategy.kind == SAMPLE else 1
-    if reads is None:
-        prompts: list[str | None] = [render_prompt(ir) for ir in irs]
-    else:
-        prompts = model_prompts(reads, irs, compiler)
+    prompts = model_prompts(reads, irs, compiler)
     asked = [i for i, prompt in enumerate(prompts) if prompt is not None]  # None: -Oz failed
     out: list[list[PassList]] = [[] for _ in irs]
     if not asked:
