@@ -640,6 +640,48 @@ def test_feedback_loop_stops_when_the_model_never_learned_it(memorized, examples
         propose(model, tok, irs, parse_strategy("feedback-1"))
 
 
+def test_feedback_retries_with_the_models_own_list_where_one_beats_its_first_and_oz(
+    memorized, examples, toolchain
+):
+    """``retry_samples``: a retry answered with one of the model's own samples names that
+    list's real count, which beats the first list and -Oz; elsewhere the best list."""
+    from passlm.data.feedback import feedback_examples
+    from passlm.optimize.strategies import parse_strategy, propose
+
+    model, tok, _ = memorized
+    # an unreachable best everywhere: every first list is retried
+    rows = [dataclasses.replace(e, best_passes="-O1", best_count=0) for e in examples]
+    irs = [fmt.parse_prompt(e.prompt) for e in rows]
+    with InProcessCompiler(toolchain) as c:
+        plain, _ = feedback_examples(model, tok, rows, c)
+        made, summary = feedback_examples(model, tok, rows, c, retry_samples=3)
+        samples = propose(model, tok, irs, parse_strategy("sample-3"), compiler=c)
+        counts = {
+            (i, p.passes): c.run(ir, p).count
+            for i, (ir, ls) in enumerate(zip(irs, samples, strict=True))
+            for p in ls
+        }
+        firsts = [
+            c.run(ir, parse_pass_list(p)).count for ir, p in zip(irs, PASS_LISTS, strict=True)
+        ]
+    assert summary.retry == 4 and all(fmt.RETRY in e.answer for e in made)
+    assert [e.answer for e in plain] == [
+        fmt.render_second_answer(fmt.render_answer("-O1", e.o0_count, 0)) for e in rows
+    ]
+    own = 0
+    for i, (e, fb) in enumerate(zip(rows, made, strict=True)):
+        bar = min(e.oz_count, firsts[i])
+        better = [(n, j) for j, p in enumerate(samples[i]) if (n := counts[(i, p.passes)]) < bar]
+        if not better:
+            assert fb.answer == plain[i].answer
+            continue
+        own += 1
+        n, j = min(better)
+        want = fmt.render_answer(samples[i][j], e.o0_count, n)
+        assert fb.answer == fmt.render_second_answer(want)
+    assert summary.own == own >= 1
+
+
 @pytest.mark.slow
 def test_feedback_data_set_and_a_fine_tuned_model_that_retries(
     memorized, examples, tmp_path, toolchain
@@ -672,6 +714,24 @@ def test_feedback_data_set_and_a_fine_tuned_model_that_retries(
     ]  # fmt: skip
     assert all(t.prompt.startswith(e.prompt) and fmt.FEEDBACK_HEADER in t.prompt
                for t, e in zip(turns, rows, strict=True))  # fmt: skip
+
+    # a data set made for other prompts than the model reads is refused, no file written
+    anon, refused = tmp_path / "anon.parquet", tmp_path / "refused.parquet"
+    write_dataset(anon, rows, {"llvm_version": "19", "names": "anonymized"})
+    for command in ("feedback", "distill"):
+        bad = run_passlm("dataset", command, str(anon), "--model", str(model_dir), "-o",
+                         str(refused))  # fmt: skip
+        assert bad.returncode == 2 and "reads prompts 'ir' with names kept" in bad.stderr
+        assert "Traceback" not in bad.stderr and not refused.exists()
+    # ...and one made for it keeps its kind, which training hands on to the fine-tuned model
+    reader = tmp_path / "anonymizing-model"
+    shutil.copytree(model_dir, reader)
+    info = json.loads((reader / "passlm.json").read_text())
+    (reader / "passlm.json").write_text(json.dumps({**info, "names": "anonymized"}))
+    res = run_passlm("dataset", "feedback", str(anon), "--model", str(reader), "-o",
+                     str(refused))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert read_dataset(refused)[1]["names"] == "anonymized"
 
     run = tmp_path / "run"
     res = run_passlm(

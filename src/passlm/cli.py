@@ -1297,8 +1297,29 @@ def _chosen_examples(dataset: Path, examples: list, splits: list[str], limit: in
 
 
 def _source_meta(meta: dict) -> dict:
-    """What a data set made from another data set keeps of its metadata."""
-    return {k: meta[k] for k in ("llvm_version", "corpus", "splits") if k in meta}
+    """What a data set made from another data set keeps of its metadata: the prompt and the
+    names its examples have too, which `passlm train` gives the model it trains."""
+    return {
+        k: meta[k] for k in ("llvm_version", "corpus", "splits", "prompt", "names") if k in meta
+    }
+
+
+def _check_model_reads(dataset: Path, meta: dict, lm) -> None:
+    """Refuse a data set made for another prompt than the one ``lm`` reads: the examples made
+    from the model's answers would be rendered as it reads and the others as the data set has
+    them, and a model trained on the file would be told the wrong one."""
+    from passlm.data.dataset import names_of, prompt_of
+    from passlm.optimize.prompts import names_kind, prompt_kind
+
+    theirs = (prompt_of(meta), names_of(meta))
+    mine = (prompt_kind(lm), names_kind(lm))
+    if theirs != mine:
+        raise InputError(
+            f"{dataset}: made for prompts '{theirs[0]}' with names {theirs[1]}, but the model "
+            f"reads prompts '{mine[0]}' with names {mine[1]}; make the data set with the "
+            "`dataset make` options the model was trained with (--oz-context, --oz-summary, "
+            "--anonymize-names)"
+        )
 
 
 @dataset_app.command("feedback")
@@ -1328,6 +1349,14 @@ def dataset_feedback_cmd(
             "--balance", help="As many 'I am sure!' feedback examples as retries, per split."
         ),
     ] = False,
+    retry_samples: Annotated[
+        int,
+        typer.Option(
+            "--retry-samples",
+            help="Retry with the best of the model's first K samples where one beats its "
+            "first list and -Oz (compiled), the best list elsewhere; 0: the best list always.",
+        ),
+    ] = 0,
     workers: Workers = None,
 ) -> None:
     """The compiler-feedback task: the model's first answer, its feedback, the right reply."""
@@ -1337,15 +1366,19 @@ def dataset_feedback_cmd(
     from passlm.model import default_model_dir
     from passlm.optimize.strategies import constraint_for
 
+    if retry_samples < 0:
+        raise InputError(f"--retry-samples must be 0 or more, got {retry_samples}")
     examples, meta = read_dataset(dataset)
     chosen = _chosen_examples(dataset, examples, split or ["train", "val"], limit)
     model_dir = model if model is not None else default_model_dir()
     lm, tok = _load_model(model_dir)
+    _check_model_reads(dataset, meta, lm)
     tc = _toolchain()
     with WorkerPool(tc, workers=workers) as pool:
         made, summary = feedback_examples(
-            lm, tok, chosen, pool, constraint=constraint_for(tok, None)
-        )
+            lm, tok, chosen, pool, constraint=constraint_for(tok, None),
+            retry_samples=retry_samples,
+        )  # fmt: skip
     if balanced:
         made = balance(made)
     rows = [*chosen, *made] if originals else made
@@ -1359,6 +1392,7 @@ def dataset_feedback_cmd(
                 "model": str(model_dir),
                 "kind": "fast",
                 "balanced": balanced,
+                "retry_samples": retry_samples,
             },
             "source_dataset": str(dataset),
             "command": " ".join(["passlm", *sys.argv[1:]]),
@@ -1367,6 +1401,7 @@ def dataset_feedback_cmd(
     console.print(
         f"{summary.functions} functions: {summary.too_long} too long, {summary.invalid} invalid "
         f"first lists; targets: {summary.sure} 'I am sure!', {summary.retry} 'Let me try again.'"
+        + (f" ({summary.own} with the model's own list)" if retry_samples else "")
     )
     err_console.print(f"wrote {output} ({len(rows)} examples, {len(made)} with feedback)")
 
@@ -1413,6 +1448,7 @@ def dataset_distill_cmd(
     chosen = _chosen_examples(dataset, firsts, splits, limit)
     model_dir = model if model is not None else default_model_dir()
     lm, tok = _load_model(model_dir)
+    _check_model_reads(dataset, meta, lm)
     limit_tokens = max_tokens if max_tokens is not None else context_size(lm)
     with WorkerPool(_toolchain(), workers=workers) as pool:
         made, summary = distilled_examples(lm, tok, chosen, pool, denylist=load_denylist(None))

@@ -325,6 +325,16 @@ def dataset_meta(
     }
 
 
+def prompt_of(meta: Mapping[str, Any]) -> str:
+    """The prompt a data set's examples were made with (plain unless its metadata says)."""
+    return str(meta.get("prompt", PROMPT_PLAIN))
+
+
+def names_of(meta: Mapping[str, Any]) -> str:
+    """Whether a data set's IR has its names anonymized (kept unless its metadata says)."""
+    return str(meta.get("names", NAMES_KEPT))
+
+
 def ir_by_split(path: str | Path) -> dict[str, list[str]]:
     """The IR texts of a corpus or tuned file by split (tuned: unoptimized, then optimized IR)."""
     from passlm.corpus.store import read_corpus

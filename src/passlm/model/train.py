@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from passlm.corpus.splits import TRAIN
-from passlm.data.dataset import Example, read_dataset
+from passlm.data.dataset import Example, names_of, prompt_of, read_dataset
 from passlm.data.format import PROMPT_PLAIN
 from passlm.errors import InputError
 from passlm.files import atomic_write
@@ -208,7 +208,7 @@ def _load_examples(
         triples += part
         metas[str(path)] = part_meta
     # every file, --ir-only ones too, must have been made for the prompt the model will read
-    for what, of in (("different prompts", _prompt_of), ("names anonymized and kept", _names_of)):
+    for what, of in (("different prompts", prompt_of), ("names anonymized and kept", names_of)):
         kinds = {path: of(m) for path, m in metas.items()}
         if len(set(kinds.values())) > 1:
             raise InputError(
@@ -216,16 +216,6 @@ def _load_examples(
                 + ", ".join(f"{path} ({kind})" for path, kind in kinds.items())
             )
     return triples, meta
-
-
-def _names_of(meta: dict[str, Any]) -> str:
-    """Whether a data set's IR has its names anonymized (kept unless its metadata says)."""
-    return str(meta.get("names", NAMES_KEPT))
-
-
-def _prompt_of(meta: dict[str, Any]) -> str:
-    """The prompt a data set's examples were made with (plain unless its metadata says)."""
-    return str(meta.get("prompt", PROMPT_PLAIN))
 
 
 def _load_initial_weights(model: torch.nn.Module, init: Path) -> None:
@@ -326,9 +316,9 @@ def train(
     from transformers import LlamaForCausalLM
 
     model = LlamaForCausalLM(model_config).to(device)
-    prompt = _prompt_of(data_meta)
+    prompt = prompt_of(data_meta)
     model.passlm_prompt = prompt  # validation renders the prompts the model trains on
-    names = _names_of(data_meta)
+    names = names_of(data_meta)
     model.passlm_names = names
     if init is not None:
         _load_initial_weights(model, Path(init))
