@@ -17,12 +17,13 @@ from passlm.evaluate import metrics
 from passlm.evaluate.curves import plot_training
 from passlm.evaluate.model_eval import evaluate_model, from_examples, summarize
 from passlm.evaluate.report import read_report
-from passlm.llvm.backend import InProcessCompiler
+from passlm.llvm.backend import InProcessCompiler, Task
 from passlm.llvm.passes import parse_pass_list
 from passlm.model import config as mc
 from passlm.model import tokenizer as tk
 from passlm.model.generate import ANSWER, HEADER, PASSES, generate
 from passlm.model.train import LOG_FILE, TrainConfig, train
+from passlm.search.tuned import TunedFunction, write_tuned
 
 from .conftest import FIXTURES, run_passlm
 
@@ -682,9 +683,48 @@ def test_feedback_retries_with_the_models_own_list_where_one_beats_its_first_and
     assert summary.own == own >= 1
 
 
+def test_feedback_and_distill_compile_the_functions_own_ir_not_the_renamed_prompt(
+    memorized, tmp_path, toolchain
+):
+    """An anonymized C++ function's comdat keeps its old name, so the renamed IR in its prompt
+    does not compile: the data sets made from a model's answers compile the function's own IR
+    (``irs``), and distill answers with its optimized IR renamed as the prompt is."""
+    from passlm.data.distill import distilled_examples
+    from passlm.data.feedback import feedback_examples
+    from passlm.llvm import ir as irmod
+    from passlm.llvm.names import Renaming, anonymize
+    from passlm.model.checkpoint import load
+
+    _, _, model_dir = memorized
+    reader = tmp_path / "anonymizing-model"
+    shutil.copytree(model_dir, reader)
+    info = json.loads((reader / "passlm.json").read_text())
+    (reader / "passlm.json").write_text(json.dumps({**info, "names": "anonymized"}))
+    model, tok = load(reader)
+    functions = irmod.split_functions(irmod.compile_source(FIXTURES / "sample.cpp", toolchain),
+                                      toolchain)  # fmt: skip
+    irs = [ir for name, ir in sorted(functions.items()) if "comdat" in ir][:2]
+    rows = []
+    with InProcessCompiler(toolchain) as c:
+        for i, ir in enumerate(irs):
+            assert not c.run_tasks([Task(anonymize(ir), parse_pass_list("-Oz"))])[0].ok
+            o0, oz = c.count(ir), c.run(ir, "-Oz").count
+            rows.append(Example(f"c{i}", "train", "sample.cpp", f"c{i}",
+                                fmt.render_prompt(anonymize(ir)), "", o0, oz, oz, "-Oz", 0))  # fmt: skip
+        _, broken = feedback_examples(model, tok, rows, c)
+        made, summary = feedback_examples(model, tok, rows, c, irs=irs)
+        distilled, d = distilled_examples(model, tok, rows, c, irs=irs)
+        for e, ir in zip(distilled, irs, strict=True):
+            answer = fmt.parse_answer(e.answer)
+            want = Renaming.of(ir).apply(c.run(ir, answer.passes, want_ir=True).ir)
+            assert answer.ir is not None and answer.ir.strip() == want.strip()
+    assert broken.invalid == 2 and summary.invalid == 0 and len(made) == 2
+    assert d.failed == 0 and len(distilled) == 2
+
+
 @pytest.mark.slow
 def test_feedback_data_set_and_a_fine_tuned_model_that_retries(
-    memorized, examples, tmp_path, toolchain
+    memorized, examples, tuned, tmp_path, toolchain
 ):
     """The feedback task end to end: data set from the model's own answers, fine-tuning with
     --init, and feedback-1 proposing the better list after the compiler's feedback."""
@@ -723,13 +763,21 @@ def test_feedback_data_set_and_a_fine_tuned_model_that_retries(
                          str(refused))  # fmt: skip
         assert bad.returncode == 2 and "reads prompts 'ir' with names kept" in bad.stderr
         assert "Traceback" not in bad.stderr and not refused.exists()
-    # ...and one made for it keeps its kind, which training hands on to the fine-tuned model
+    # ...and one made for it keeps its kind, which training hands on to the fine-tuned model;
+    # the functions' own IR comes from the tuned data set (a renamed comdat would not compile)
     reader = tmp_path / "anonymizing-model"
     shutil.copytree(model_dir, reader)
     info = json.loads((reader / "passlm.json").read_text())
     (reader / "passlm.json").write_text(json.dumps({**info, "names": "anonymized"}))
     res = run_passlm("dataset", "feedback", str(anon), "--model", str(reader), "-o",
                      str(refused))  # fmt: skip
+    assert res.returncode == 2 and "give it with --tuned" in res.stderr and not refused.exists()
+    own = tmp_path / "tuned.parquet"
+    write_tuned(own, [TunedFunction(h, f"f{i}", "sample.c", "sample.c", "train", ir, o0, oz, p,
+                                    best, opt, 1, 0, "") for i, (h, ir, p, o0, oz, best, opt)
+                      in enumerate(tuned)], {"llvm_version": "19"})  # fmt: skip
+    res = run_passlm("dataset", "feedback", str(anon), "--model", str(reader), "-o",
+                     str(refused), "--tuned", str(own))  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert read_dataset(refused)[1]["names"] == "anonymized"
 

@@ -1322,6 +1322,43 @@ def _check_model_reads(dataset: Path, meta: dict, lm) -> None:
         )
 
 
+def _own_irs(dataset: Path, meta: dict, examples: list, tuned: Path | None) -> list[str] | None:
+    """The functions' own IR where their prompts do not carry it (names anonymized): from the
+    tuned data set ``tuned`` or the one the data set was made from; None: the prompts' IR."""
+    from passlm.data.dataset import names_of
+    from passlm.llvm.names import NAMES_KEPT
+    from passlm.search.tuned import read_tuned
+
+    if names_of(meta) == NAMES_KEPT:
+        return None
+    path = tuned if tuned is not None else Path(str(meta.get("tuned", "")))
+    if not path.is_file():
+        raise InputError(
+            f"{dataset}: its prompts have names anonymized, so the functions' own IR comes "
+            f"from the tuned data set it was made from, and {str(path) or 'none'} is not a "
+            "file: give it with --tuned"
+        )
+    rows, _ = read_tuned(path)
+    ir_of = {r.hash: r.ir for r in rows}
+    missing = [e.hash for e in examples if e.hash not in ir_of]
+    if missing:
+        raise InputError(
+            f"{path}: {len(missing)} of {dataset}'s functions are not in it (first: "
+            f"{missing[0]}): give the tuned data set it was made from with --tuned"
+        )
+    return [ir_of[e.hash] for e in examples]
+
+
+TunedSource = Annotated[
+    Path | None,
+    typer.Option(
+        "--tuned",
+        help="Tuned data set with the functions' own IR, for a data set made with names "
+        "anonymized (default: the one it was made from).",
+    ),
+]
+
+
 @dataset_app.command("feedback")
 def dataset_feedback_cmd(
     dataset: Annotated[Path, typer.Argument(help="Data set Parquet file (dataset make).")],
@@ -1357,6 +1394,7 @@ def dataset_feedback_cmd(
             "first list and -Oz (compiled), the best list elsewhere; 0: the best list always.",
         ),
     ] = 0,
+    tuned: TunedSource = None,
     workers: Workers = None,
 ) -> None:
     """The compiler-feedback task: the model's first answer, its feedback, the right reply."""
@@ -1373,11 +1411,12 @@ def dataset_feedback_cmd(
     model_dir = model if model is not None else default_model_dir()
     lm, tok = _load_model(model_dir)
     _check_model_reads(dataset, meta, lm)
+    irs = _own_irs(dataset, meta, chosen, tuned)
     tc = _toolchain()
     with WorkerPool(tc, workers=workers) as pool:
         made, summary = feedback_examples(
             lm, tok, chosen, pool, constraint=constraint_for(tok, None),
-            retry_samples=retry_samples,
+            retry_samples=retry_samples, irs=irs,
         )  # fmt: skip
     if balanced:
         made = balance(made)
@@ -1427,6 +1466,7 @@ def dataset_distill_cmd(
         int | None,
         typer.Option("--max-tokens", help="Drop longer examples (default: the model's context)."),
     ] = None,
+    tuned: TunedSource = None,
     workers: Workers = None,
 ) -> None:
     """Full answers for the model's own greedy lists (-Oz where one loses to it): the real
@@ -1449,9 +1489,12 @@ def dataset_distill_cmd(
     model_dir = model if model is not None else default_model_dir()
     lm, tok = _load_model(model_dir)
     _check_model_reads(dataset, meta, lm)
+    irs = _own_irs(dataset, meta, chosen, tuned)
     limit_tokens = max_tokens if max_tokens is not None else context_size(lm)
     with WorkerPool(_toolchain(), workers=workers) as pool:
-        made, summary = distilled_examples(lm, tok, chosen, pool, denylist=load_denylist(None))
+        made, summary = distilled_examples(
+            lm, tok, chosen, pool, denylist=load_denylist(None), irs=irs
+        )
     counts = sequence_tokens(tok, [e.prompt for e in made], [e.answer for e in made])
     sized = [dataclasses.replace(e, tokens=n) for e, n in zip(made, counts, strict=True)]
     kept = [e for e in sized if e.tokens <= limit_tokens]

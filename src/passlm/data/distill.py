@@ -52,14 +52,20 @@ def distilled_examples(
     *,
     denylist=None,
     batch_size: int = 8,
+    irs: Sequence[str] | None = None,
 ) -> tuple[list[Example], DistillSummary]:
     """One full-answer example per example whose prompt fits the model: its greedy list, the
     real count after it, and the optimized IR the compiler wrote for it, or -Oz's where the
     list loses to -Oz (``tokens`` is 0: the caller counts them). Examples keep their hash,
-    split and reference counts; ``saved`` and ``lost`` are the model's lists' own."""
+    split and reference counts; ``saved`` and ``lost`` are the model's lists' own.
+
+    ``irs``: the functions' own IR, compiled (the answer's IR renamed as the model reads it);
+    by default the IR in each prompt, the function's own only where names are kept."""
+    from passlm.optimize.prompts import model_renaming
     from passlm.optimize.strategies import PREDICT, Strategy, propose
 
-    irs = [parse_prompt(e.prompt) or "" for e in examples]
+    if irs is None:
+        irs = [parse_prompt(e.prompt) or "" for e in examples]
     proposed = propose(
         model, tokenizer, irs, Strategy(PREDICT), batch_size=batch_size, denylist=denylist,
         compiler=compiler,
@@ -94,7 +100,10 @@ def distilled_examples(
                 continue
             passes, r = OZ, r_oz
             corrected += 1
-        out.append(replace(e, answer=render_answer(passes, e.o0_count, r.count, r.ir), tokens=0))
+        optimized = model_renaming(model, irs[i])(r.ir or "")
+        out.append(
+            replace(e, answer=render_answer(passes, e.o0_count, r.count, optimized), tokens=0)
+        )
     summary = DistillSummary(
         len(examples), too_long, failed, oz, corrected, better, worse, saved, lost
     )

@@ -55,10 +55,16 @@ def feedback_examples(
     constraint=None,
     batch_size: int = 8,
     retry_samples: int = 0,
+    irs: Sequence[str] | None = None,
 ) -> tuple[list[Example], FeedbackSummary]:
     """One feedback example per example whose prompt fits the model, and the tallies
-    (``retry_samples``: retry with the best of the model's first k samples, module doc)."""
-    irs = [parse_prompt(e.prompt) or "" for e in examples]
+    (``retry_samples``: retry with the best of the model's first k samples, module doc).
+
+    ``irs``: the functions' own IR, which is compiled and rendered as the model reads it; by
+    default the IR in each prompt, which is the function's own only where names are kept (an
+    anonymized function's comdats no longer match its renamed globals)."""
+    if irs is None:
+        irs = [parse_prompt(e.prompt) or "" for e in examples]
     prompts, answers = first_answers(
         model, tokenizer, irs, constraint=constraint, batch_size=batch_size, compiler=compiler
     )
