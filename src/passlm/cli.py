@@ -1331,12 +1331,14 @@ def _own_irs(dataset: Path, meta: dict, examples: list, tuned: Path | None) -> l
 
     if names_of(meta) == NAMES_KEPT:
         return None
-    path = tuned if tuned is not None else Path(str(meta.get("tuned", "")))
-    if not path.is_file():
+    recorded = meta.get("tuned")
+    path = tuned if tuned is not None else Path(recorded) if recorded else None
+    if path is None or not path.is_file():
         raise InputError(
             f"{dataset}: its prompts have names anonymized, so the functions' own IR comes "
-            f"from the tuned data set it was made from, and {str(path) or 'none'} is not a "
-            "file: give it with --tuned"
+            "from the tuned data set it was made from, and "
+            + (f"{path} is not a file" if path is not None else "it names none")
+            + ": give it with --tuned"
         )
     rows, _ = read_tuned(path)
     ir_of = {r.hash: r.ir for r in rows}
