@@ -79,17 +79,18 @@ def feedback_examples(
         results[task_of[i]].count if i in task_of and results[task_of[i]].ok else None
         for i in range(len(examples))
     ]
+    # the first list already reaches the best count: "I am sure!"
+    good = [
+        c is not None and c <= e.best_count for e, c in zip(examples, compiled_first, strict=True)
+    ]
     own: dict[int, tuple[PassList, int]] = {}
     if retry_samples > 0:
-        retries = [
-            i for i, (e, a, c) in enumerate(zip(examples, answers, compiled_first, strict=True))
-            if a is not None and (c is None or c > e.best_count)
-        ]  # fmt: skip
-        own = _own_retries(
+        retries = [i for i, a in enumerate(answers) if a is not None and not good[i]]
+        found = _own_retries(
             model, tokenizer, [examples[i] for i in retries], [irs[i] for i in retries],
             [compiled_first[i] for i in retries], compiler, retry_samples, batch_size,
         )  # fmt: skip
-        own = {retries[j]: found for j, found in own.items()}
+        own = {i: f for i, f in zip(retries, found, strict=True) if f is not None}
     out: list[Example] = []
     too_long = invalid = sure = retry = 0
     for i, (e, ir, answer) in enumerate(zip(examples, irs, answers, strict=True)):
@@ -99,11 +100,10 @@ def feedback_examples(
         compiled = compiled_first[i]
         if compiled is None:
             invalid += 1
-        good = compiled is not None and compiled <= e.best_count
-        sure += good
-        retry += not good
+        sure += good[i]
+        retry += not good[i]
         passes, count = own.get(i, (e.best_passes, e.best_count))
-        second = render_second_answer(None if good else render_answer(passes, e.o0_count, count))
+        second = render_second_answer(None if good[i] else render_answer(passes, e.o0_count, count))
         prompt = continue_after_feedback(prompts[i], answer, feedback_text(answer, ir, compiled))
         out.append(replace(e, prompt=prompt, answer=second, tokens=0))
     summary = FeedbackSummary(len(examples), too_long, invalid, sure, retry, len(own))
@@ -119,10 +119,10 @@ def _own_retries(
     compiler: Compiler,
     k: int,
     batch_size: int,
-) -> dict[int, tuple[PassList, int]]:
-    """For each function (index into ``examples``) where one of the model's first ``k``
-    samples beats its first list and -Oz: the sample with the fewest instructions, the most
-    probable of those first, and its count."""
+) -> list[tuple[PassList, int] | None]:
+    """For each function, where one of the model's first ``k`` samples beats its first list
+    and -Oz: the sample with the fewest instructions, the most probable of those first, and its
+    count (None where none does)."""
     from passlm.optimize.strategies import parse_strategy, propose
 
     lists = propose(
@@ -131,13 +131,14 @@ def _own_retries(
     )  # fmt: skip
     tasks = [Task(ir, p) for ir, ls in zip(irs, lists, strict=True) for p in ls]
     results = iter(compiler.run_tasks(tasks))
-    found: dict[int, tuple[PassList, int]] = {}
-    for j, (e, ls, first) in enumerate(zip(examples, lists, firsts, strict=True)):
-        bar = min(e.oz_count, first) if first is not None else e.oz_count
+    found: list[tuple[PassList, int] | None] = []
+    for e, ls, first in zip(examples, lists, firsts, strict=True):
+        best, bar = None, min(e.oz_count, first) if first is not None else e.oz_count
         for passes in ls:
             r = next(results)
             if r.ok and r.count is not None and r.count < bar:
-                found[j], bar = (passes, r.count), r.count
+                best, bar = (passes, r.count), r.count
+        found.append(best)
     return found
 
 
