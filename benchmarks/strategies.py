@@ -9,8 +9,10 @@ sample-3/10/30, random search with the same number of compiles per function (ran
 from the autotuner's space, best kept with -Oz), the most popular lists of the training split
 at the same compiles (what a model that ignores its input would propose), and the autotuner's
 best lists. Columns as the paper's Tables III/IV; each share of the autotuner's gain has its
-95% bootstrap interval over the functions in square brackets. The computation is
-:mod:`passlm.evaluate.compare`, the same as ``passlm eval``'s.
+95% bootstrap interval over the functions in square brackets, and each strategy is compared
+with the baselines at its compiles paired over the same functions (``comparisons``: the
+difference of shares with its interval, and the functions where each is ahead). The
+computation is :mod:`passlm.evaluate.compare`, the same as ``passlm eval``'s.
 
 ``--guided 1,3,10,30`` adds ``guided-k`` rows: no model, the shipped outcome table of the
 training split, each list picked after compiling the ones before (:mod:`passlm.search.guided`).
@@ -38,7 +40,12 @@ from rich.console import Console
 from rich.table import Table
 
 from passlm.evaluate.baselines import PopularLists
-from passlm.evaluate.compare import AUTOTUNER, model_methods, with_matched_baselines
+from passlm.evaluate.compare import (
+    AUTOTUNER,
+    matched_comparisons,
+    model_methods,
+    with_matched_baselines,
+)
 from passlm.evaluate.metrics import fraction_interval, stored_interval
 from passlm.evaluate.report import share_text
 from passlm.evaluate.testset import load_test_set, read_training
@@ -147,6 +154,23 @@ def main() -> None:
         )
         report["rows"][r.name] = row
     console.print(table)
+    # paired over the functions: is a strategy ahead of a baseline at its compiles, or level?
+    counts = {r.name: r.counts for r in ordered if r.name != AUTOTUNER}
+    report["comparisons"] = matched_comparisons(counts, oz, tuner, seed=args.seed)
+    pairs = Table(title="each strategy against the baselines at its compiles, paired")
+    for col in ("method", "baseline", "difference", "95% interval", "ahead", "behind"):
+        pairs.add_column(col, justify="left" if col in ("method", "baseline") else "right")
+    for c in report["comparisons"]:
+        lo, hi = c["interval"] or (None, None)
+        pairs.add_row(
+            c["method"],
+            c["baseline"].split(" (")[0],
+            f"{100 * c['difference']:+.1f}",
+            "-" if lo is None else f"[{100 * lo:+.1f}, {100 * hi:+.1f}]",
+            str(c["ahead"]),
+            str(c["behind"]),
+        )
+    console.print(pairs)
     report["timing"] = costs
     console.print(
         f"{report['timing']['compiles']:,} compiles in {report['timing']['compile_seconds']:.1f}s;"

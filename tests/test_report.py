@@ -168,6 +168,32 @@ def test_feedback_rows_are_matched_with_plain_sampling_at_their_compiles(
         sampling_matched(fns, ordered[0], samples[:1])
 
 
+def test_matched_comparisons_pair_a_method_with_its_baselines():
+    from passlm.evaluate.compare import matched_comparisons
+
+    oz, tuner = [10, 10, 10, 10], [5, 5, 5, 10]  # the autotuner gains 15
+    counts = {
+        "feedback-1": [5, 8, 10, 10],  # gains 7
+        "random search (feedback-1 budget)": [10, 10, 9, 10],  # 1
+        "sampling (feedback-1 budget)": [5, 8, 10, 10],  # the same functions, the same counts
+        "sample-1": [9, 10, 10, 10],  # no baselines: no comparisons
+    }
+    got = matched_comparisons(counts, oz, tuner, seed=3)
+    assert [(c["method"], c["baseline"]) for c in got] == [
+        ("feedback-1", "random search (feedback-1 budget)"),
+        ("feedback-1", "sampling (feedback-1 budget)"),
+    ]
+    rand, same = got
+    assert rand["difference"] == pytest.approx(6 / 15)
+    assert (rand["ahead"], rand["behind"]) == (2, 1)
+    lo, hi = rand["interval"]
+    assert lo <= 6 / 15 <= hi and lo < hi
+    # identical counts: the paired difference is exactly zero in every resample
+    assert same["difference"] == 0 and same["interval"] == [0.0, 0.0]
+    assert (same["ahead"], same["behind"]) == (0, 0)
+    assert matched_comparisons(counts, oz, oz) == []  # the autotuner gains nothing: no shares
+
+
 def test_ir_features_and_retrieval(sample_functions):
     ir = (
         "define i32 @f(i32 %0, i32 %1) {\n%3 = add i32 %0, %1\n%4 = icmp sgt i32 %3, 0\n"

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from passlm.evaluate.baselines import PopularLists, Retrieval, random_lists
-from passlm.evaluate.metrics import fraction_of, improvement
+from passlm.evaluate.metrics import fraction_of, gain_share, improvement, paired, stored_interval
 from passlm.evaluate.testset import TestFunction
 from passlm.llvm.backend import Compiler, Task
 from passlm.llvm.passes import OZ, PassList, parse_pass_list
@@ -207,18 +207,52 @@ def with_matched_baselines(
     }
 
 
+MATCHED = ("random search", "popular lists", "sampling")  # the baselines given a method's compiles
+
+
+def matched_comparisons(
+    counts: Mapping[str, Sequence[int]],
+    oz: Sequence[int],
+    tuner: Sequence[int],
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Each method (``counts``: per-function counts by name) against the baselines given its
+    compiles (random search, the popular lists, plain sampling), paired over the same
+    functions: the difference of their shares of the autotuner's gain with its 95% bootstrap
+    interval, and on how many functions each one is ahead of the other. A method is
+    significantly ahead where the interval lies above zero, which unpaired intervals of the two
+    shares, overlapping, can hide."""
+    out = []
+    for name, mine in counts.items():
+        share = gain_share(oz, mine, tuner)
+        for kind in MATCHED:
+            theirs = counts.get(f"{kind} ({name} budget)")
+            if theirs is None or share is None:
+                continue  # no such baseline, or the autotuner gained nothing: no shares
+            against = paired(oz, mine, theirs, tuner, resamples=resamples, seed=seed)
+            out.append({
+                "method": name, "baseline": f"{kind} ({name} budget)",
+                "difference": share - gain_share(oz, theirs, tuner),
+                "interval": stored_interval(against.interval),
+                "ahead": against.ahead,
+                "behind": against.behind,
+            })  # fmt: skip
+    return out
+
+
 def _ordered(results: list[MethodResult]) -> list[MethodResult]:
     """Baselines, then the model's strategies, each followed by random search, the popular
     lists and plain sampling at its budget; the autotuner last."""
-    prefixes = ("random search", "popular lists", "sampling")
-    matches = {r.name: r for r in results if r.name.startswith(prefixes)}
+    matches = {r.name: r for r in results if r.name.startswith(MATCHED)}
     matched = set(matches)
     out = []
     for group in (BASELINE, MODEL):
         for r in results:
             if r.group == group and r.name not in matched:
                 out.append(r)
-                for prefix in prefixes:
+                for prefix in MATCHED:
                     match = matches.pop(f"{prefix} ({r.name} budget)", None)
                     if match is not None:
                         out.append(match)

@@ -15,6 +15,7 @@ from passlm.evaluate.compare import (
     Method,
     MethodResult,
     breakdown,
+    matched_comparisons,
     model_methods,
     oz_result,
     pass_statistics,
@@ -22,7 +23,7 @@ from passlm.evaluate.compare import (
     size_bin,
     with_matched_baselines,
 )
-from passlm.evaluate.metrics import fraction_interval, paired, stored_interval
+from passlm.evaluate.metrics import fraction_interval, stored_interval
 from passlm.evaluate.model_eval import EvalFunction, evaluate_model, summarize
 from passlm.evaluate.quality import taxonomy
 from passlm.evaluate.testset import TestSet
@@ -174,30 +175,16 @@ def figures_of(report: dict[str, Any]) -> dict[str, bytes]:
 def _comparisons(
     report: dict[str, Any], oz: list[int], tuner: list[int], *, resamples: int, seed: int
 ) -> list[dict[str, Any]]:
-    """Each method against the baselines given its compiles (random search, popular lists):
-    the difference of their shares with its 95% interval, and on how many functions each one
-    is ahead of the other."""
+    """Each method against the baselines given its compiles, from the report's per-function
+    counts (``matched_comparisons``)."""
     functions = report["functions"]
     shares = {r["method"]: r["fraction_of_autotuner"] for r in report["rows"]}
-    out = []
-    for name in shares:
-        for kind in ("random search", "popular lists"):
-            baseline = f"{kind} ({name} budget)"
-            if baseline not in functions[0] or name not in functions[0]:
-                continue
-            if shares[name] is None or shares.get(baseline) is None:
-                continue  # the autotuner gained nothing: there are no shares to compare
-            mine = [f[name]["count"] for f in functions]
-            theirs = [f[baseline]["count"] for f in functions]
-            against = paired(oz, mine, theirs, tuner, resamples=resamples, seed=seed)
-            out.append({
-                "method": name, "baseline": baseline,
-                "difference": shares[name] - shares[baseline],
-                "interval": stored_interval(against.interval),
-                "ahead": against.ahead,
-                "behind": against.behind,
-            })  # fmt: skip
-    return out
+    counts = {
+        name: [f[name]["count"] for f in functions]
+        for name, share in shares.items()
+        if name in functions[0] and share is not None
+    }
+    return matched_comparisons(counts, oz, tuner, resamples=resamples, seed=seed)
 
 
 def spread(items: Sequence, n: int) -> list:
