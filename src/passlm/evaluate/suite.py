@@ -142,15 +142,16 @@ def add_intervals(report: dict[str, Any], *, resamples: int = 2000, seed: int = 
         return
     oz = [f["oz_count"] for f in functions]
     tuner = [f[AUTOTUNER]["count"] for f in functions]
+    counts: dict[str, list[int]] = {}  # per method with a share, for the comparisons too
     for row in report["rows"]:
         name = row["method"]
         if name not in functions[0] or row.get("fraction_of_autotuner") is None:
             row["fraction_interval"] = None
             continue
-        counts = [f[name]["count"] for f in functions]
-        got = fraction_interval(oz, counts, tuner, resamples=resamples, seed=seed)
+        counts[name] = [f[name]["count"] for f in functions]
+        got = fraction_interval(oz, counts[name], tuner, resamples=resamples, seed=seed)
         row["fraction_interval"] = stored_interval(got)
-    report["comparisons"] = _comparisons(report, oz, tuner, resamples=resamples, seed=seed)
+    report["comparisons"] = matched_comparisons(counts, oz, tuner, resamples=resamples, seed=seed)
     report["interval"] = {"level": 0.95, "resamples": resamples, "seed": seed,
                           "method": "percentile bootstrap over functions, paired with the "
                                     "autotuner"}  # fmt: skip
@@ -170,21 +171,6 @@ def figures_of(report: dict[str, Any]) -> dict[str, bytes]:
         "pass_frequency.png": plots.pass_frequency(report["passes"]),
         "list_length.png": plots.list_length(report["passes"]),
     }
-
-
-def _comparisons(
-    report: dict[str, Any], oz: list[int], tuner: list[int], *, resamples: int, seed: int
-) -> list[dict[str, Any]]:
-    """Each method against the baselines given its compiles, from the report's per-function
-    counts (``matched_comparisons``)."""
-    functions = report["functions"]
-    shares = {r["method"]: r["fraction_of_autotuner"] for r in report["rows"]}
-    counts = {
-        name: [f[name]["count"] for f in functions]
-        for name, share in shares.items()
-        if name in functions[0] and share is not None
-    }
-    return matched_comparisons(counts, oz, tuner, resamples=resamples, seed=seed)
 
 
 def spread(items: Sequence, n: int) -> list:
