@@ -16,7 +16,8 @@ another, where LLVM stays in the CPU's caches (the lower bound of a compile, and
 ratio). Every row reads the prompt the model reads (``model_prompts``): for a model trained with
 the ``-Oz`` output in its prompt, that output, whose compile (``-Oz`` with its IR kept) is then
 timed in turn too, and ``predict`` with it is the sum of the two (``passlm optimize`` compiles
-``-Oz`` for every function anyway, as its baseline). For a model that reads names anonymized,
+``-Oz`` for every function anyway, as its baseline); a model trained on plain prompts too reads
+them in ``predict``, and its context only in ``sample-10``. For a model that reads names anonymized,
 the renaming of each prompt is timed in turn too, and ``predict`` with it is the sum.
 
     .venv/bin/python benchmarks/latency.py [--tuned data/tuned.parquet] [--sample 100]
@@ -36,7 +37,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from passlm.data.format import PROMPT_PLAIN, OzContext, render_prompt
+from passlm.data.format import OzContext, render_prompt
 from passlm.llvm.backend import InProcessCompiler, SubprocessCompiler
 from passlm.llvm.names import NAMES_ANONYMIZED
 from passlm.llvm.toolchain import default_toolchain
@@ -44,7 +45,13 @@ from passlm.model import default_model_dir, load
 from passlm.model.constrained import PassListConstraint, priority_sample
 from passlm.model.fast import bf16_matmuls, fast_model
 from passlm.model.generate import PASSES, generate, prompt_ids
-from passlm.optimize.prompts import model_prompts, model_renaming, names_kind, prompt_kind
+from passlm.optimize.prompts import (
+    model_prompts,
+    model_renaming,
+    names_kind,
+    prompt_kind,
+    reads_plain,
+)
 from passlm.optimize.strategies import greedy_margin
 
 console = Console(width=110)
@@ -83,9 +90,11 @@ def main() -> None:
     sizes = [r["o0_count"] for r in rows]
     inproc = InProcessCompiler(tc, cache_size=1)
     # the prompts the model reads: with the -Oz output for a model trained on it (the plain
-    # prompt where that one leaves no room to answer), as every strategy builds them
-    prompt_of = dict(zip(irs, model_prompts(model, irs, inproc, tok), strict=True))
-    irs = [ir for ir in irs if prompt_of[ir] is not None]
+    # prompt where that one leaves no room to answer), as every strategy builds them; predict's
+    # are plain for a model that reads plain prompts too, sample-10's carry its context
+    prompt_of = dict(zip(irs, model_prompts(model, irs, inproc, tok, compiles=False), strict=True))
+    sample_of = dict(zip(irs, model_prompts(model, irs, inproc, tok), strict=True))
+    irs = [ir for ir in irs if prompt_of[ir] is not None and sample_of[ir] is not None]
     tokens = [len(prompt_ids(tok, prompt_of[ir])) for ir in irs]
     console.print(
         f"{len(irs)} {args.split} functions (instructions median {statistics.median(sizes):.0f}, "
@@ -107,7 +116,7 @@ def main() -> None:
         fast.prefill([*prompt_ids(tok, prompt_of[ir]), constraint.open_id], constraint.first)
 
     def sample10(ir: str) -> None:
-        priority_sample(model, tok, prompt_of[ir], 10, constraint=constraint)
+        priority_sample(model, tok, sample_of[ir], 10, constraint=constraint)
 
     def oz_context(ir: str) -> None:  # what a model that reads -Oz's output needs first
         result = inproc.run(ir, "-Oz", want_ir=True)
@@ -147,7 +156,7 @@ def main() -> None:
     # function, so drift in the machine's speed falls on all three alike (the draft is the
     # function before's answer either way)
     one, sure, alone, oz, context, renamed = [], [], [], [], [], []
-    reads_oz = prompt_kind(model) != PROMPT_PLAIN
+    reads_oz = not reads_plain(model)  # predict's prompt carries the -Oz context
     reads_renamed = names_kind(model) == NAMES_ANONYMIZED
     for ir in irs:
         one += timed(predict, [ir], cold)

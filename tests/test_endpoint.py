@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from passlm.data.format import PROMPT_OZ, PROMPT_PLAIN, OzContext, render_prompt
+from passlm.data.format import PLAIN_PROMPTS, PROMPT_OZ, PROMPT_PLAIN, OzContext, render_prompt
 from passlm.errors import InputError
 from passlm.llvm.backend import InProcessCompiler
 from passlm.llvm.names import NAMES_ANONYMIZED, NAMES_KEPT, anonymize
@@ -127,6 +127,20 @@ def test_the_server_gets_the_prompt_the_served_model_reads(server, toolchain):
     assert lists == [[], [parse_pass_list("-sroa")]]
     (sent,) = server.requests[-1]["prompt"]
     assert sent == render_prompt(CALLER, OzContext(oz.count, oz.ir), PROMPT_OZ)
+    # a model that reads plain prompts too gets them where nothing is compiled before its
+    # answer (predict, oz-backup) and the context where -Oz is compiled anyway (sample-N)
+    both = PromptFormat(PROMPT_OZ, NAMES_KEPT, True)
+    with InProcessCompiler(toolchain) as compiler:
+        for strategy, expected in (
+            ("oz-backup", render_prompt(CALLER)),
+            ("predict", render_prompt(CALLER)),
+            ("sample-1", render_prompt(CALLER, OzContext(oz.count, oz.ir), PROMPT_OZ)),
+        ):
+            server.reply(completions(["Run passes `-sroa`"]))
+            propose_remote(
+                server.url, "m", [CALLER], parse_strategy(strategy), reads=both, compiler=compiler
+            )
+            assert server.requests[-1]["prompt"] == [expected], strategy
 
 
 def test_a_served_models_prompt_format_comes_from_its_directory(tmp_path):
@@ -136,6 +150,12 @@ def test_a_served_models_prompt_format_comes_from_its_directory(tmp_path):
     assert prompt_format(tmp_path) == PromptFormat(PROMPT_PLAIN, NAMES_KEPT)
     (tmp_path / "passlm.json").write_text(json.dumps({"names": "hashed"}))
     with pytest.raises(InputError, match="unknown names 'hashed'"):
+        prompt_format(tmp_path)
+    both = {"prompt": PROMPT_OZ, PLAIN_PROMPTS: True}
+    (tmp_path / "passlm.json").write_text(json.dumps(both))
+    assert prompt_format(tmp_path) == PromptFormat(PROMPT_OZ, NAMES_KEPT, True)
+    (tmp_path / "passlm.json").write_text(json.dumps({**both, PLAIN_PROMPTS: "yes"}))
+    with pytest.raises(InputError, match="plain_prompts must be true or false"):
         prompt_format(tmp_path)
     with pytest.raises(InputError, match="no such model directory"):
         prompt_format(tmp_path / "missing")

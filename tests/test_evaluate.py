@@ -1013,6 +1013,11 @@ def test_a_model_trained_with_the_oz_context_reads_it_at_every_use(
     for lists, greedy in zip(sampled[:-1], taught, strict=True):
         if str(greedy[0]) != "-Oz":
             assert lists[0] == greedy[0]  # the first sample is the greedy answer
+    # had it been trained on plain prompts too, predict (compiling nothing first) reads those
+    model.passlm_plain_prompts = True
+    with InProcessCompiler(toolchain) as c:
+        assert model_prompts(model, irs, c, compiles=False) == [fmt.render_prompt(i) for i in irs]
+        assert model_prompts(model, irs, c) == [r.prompt for r in rows]
     # a context just too small for the prompt with -Oz's IR, large enough for the plain one:
     # that function gets the plain prompt where the tokenizer is given, as the strategies give it
     plain = fmt.render_prompt(irs[0])

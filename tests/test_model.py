@@ -319,15 +319,26 @@ def _train_rows(examples) -> list[Example]:
 def test_a_model_records_the_prompt_it_was_trained_on(tmp_path, tokenizer, examples, tiny):
     rows = _train_rows(examples)
     plain, oz = tmp_path / "plain.parquet", tmp_path / "oz.parquet"
+    summary = tmp_path / "summary.parquet"
     write_dataset(plain, rows, {"llvm_version": "19.1.7"})
     write_dataset(oz, rows, {"llvm_version": "19.1.7", "prompt": fmt.PROMPT_OZ})
+    write_dataset(summary, rows, {"llvm_version": "19.1.7", "prompt": fmt.PROMPT_OZ_SUMMARY})
     with pytest.raises(InputError, match="different prompts"):
-        train([plain, oz], tokenizer, tiny, _config(steps=2), tmp_path / "mixed")
+        train([oz, plain, summary], tokenizer, tiny, _config(steps=2), tmp_path / "mixed")
     with pytest.raises(InputError, match="different prompts"):  # --ir-only too
-        train(oz, tokenizer, tiny, _config(steps=2), tmp_path / "mixed", ir_only=[plain])
+        train(oz, tokenizer, tiny, _config(steps=2), tmp_path / "mixed", ir_only=[summary])
     run = train(oz, tokenizer, tiny, _config(steps=2), tmp_path / "oz-run")
     assert ckpt.read_meta(run.model_dir)["prompt"] == fmt.PROMPT_OZ
+    assert fmt.PLAIN_PROMPTS not in ckpt.read_meta(run.model_dir)
     assert ckpt.load(run.model_dir)[0].passlm_prompt == fmt.PROMPT_OZ
+    assert not ckpt.load(run.model_dir)[0].passlm_plain_prompts
+    # plain prompts beside one context kind, in either order: the model reads both
+    for data in ([plain, summary], [summary, plain]):
+        run = train(data, tokenizer, tiny, _config(steps=2), tmp_path / f"both-{data[0].stem}")
+        meta = ckpt.read_meta(run.model_dir)
+        assert (meta["prompt"], meta[fmt.PLAIN_PROMPTS]) == (fmt.PROMPT_OZ_SUMMARY, True)
+        both = ckpt.load(run.model_dir)[0]
+        assert (both.passlm_prompt, both.passlm_plain_prompts) == (fmt.PROMPT_OZ_SUMMARY, True)
     run = train(plain, tokenizer, tiny, _config(steps=2), tmp_path / "plain-run")
     assert "prompt" not in ckpt.read_meta(run.model_dir)  # plain models' records are unchanged
     assert ckpt.load(run.model_dir)[0].passlm_prompt == fmt.PROMPT_PLAIN

@@ -21,7 +21,8 @@ The bracketed part is the *-Oz context* (:data:`PROMPT_OZ`): a model trained wit
 visible there). It doubles the prompt; the *-Oz summary* (:data:`PROMPT_OZ_SUMMARY`) gives one
 line instead, the count and what -Oz's output is made of (``-Oz gives 14 instructions: 3 blocks;
 4 load, 3 store, ...``: blocks, then opcodes by count). A model records the prompt it was
-trained on (``passlm.json``, ``"prompt"``).
+trained on (``passlm.json``, ``"prompt"``); one trained on plain prompts too, beside a context,
+says so (:data:`PLAIN_PROMPTS`) and reads them where a strategy compiles nothing first.
 The pass-list-only answer (ablation "no aux") is the first line ending in ``.`` instead of ``:``.
 The feedback task appends :func:`render_feedback` to a first answer; the model's second answer
 starts with :data:`SURE` (keep the first answer) or :data:`RETRY` followed by a new answer.
@@ -68,6 +69,9 @@ MARKERS: tuple[str, ...] = (
 # Prompt kinds: the unoptimized IR alone, or followed by the -Oz context (its IR, or a summary).
 PROMPT_PLAIN, PROMPT_OZ, PROMPT_OZ_SUMMARY = "ir", "ir+oz", "ir+oz-summary"
 PROMPT_KINDS = (PROMPT_PLAIN, PROMPT_OZ, PROMPT_OZ_SUMMARY)
+# The passlm.json key of a model trained on plain prompts beside a context kind: it reads the
+# context where -Oz is compiled anyway and the plain prompt where nothing is (``predict``).
+PLAIN_PROMPTS = "plain_prompts"
 
 # Feedback variants of the compiler-feedback paper: "fast" gives pass validity and counts (so
 # generation can stop after the pass list), "short" adds the BLEU of the generated IR and the

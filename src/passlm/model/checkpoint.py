@@ -110,6 +110,7 @@ def load(path: str | Path, *, device: str | torch.device = "cpu"):
     model.passlm_stored_dtype = model.dtype  # passlm.model.fast computes in it where it can
     reads = _format_of(path)  # what passlm.optimize.prompts renders for it
     model.passlm_prompt, model.passlm_names = reads.passlm_prompt, reads.passlm_names
+    model.passlm_plain_prompts = reads.passlm_plain_prompts
     if torch.device(device).type == "cpu" and model.dtype != torch.float32:
         model = model.float()  # shipped weights may be bf16; transformers on CPU wants fp32
     model.to(device)
@@ -124,6 +125,7 @@ class PromptFormat:
 
     passlm_prompt: str
     passlm_names: str
+    passlm_plain_prompts: bool = False  # reads plain prompts too (beside its context kind)
 
 
 def prompt_format(path: str | Path) -> PromptFormat:
@@ -138,7 +140,7 @@ def prompt_format(path: str | Path) -> PromptFormat:
 def _format_of(path: Path) -> PromptFormat:
     """``passlm.json``'s prompt kind and names kind (the defaults where it says nothing or is
     foreign or unreadable; an unknown value is a clear error)."""
-    from passlm.data.format import PROMPT_KINDS, PROMPT_PLAIN
+    from passlm.data.format import PLAIN_PROMPTS, PROMPT_KINDS, PROMPT_PLAIN
     from passlm.llvm.names import NAMES_KEPT, NAMES_KINDS
 
     try:
@@ -154,8 +156,13 @@ def _format_of(path: Path) -> PromptFormat:
             raise InputError(f"{path / META_FILE}: unknown {key} {kind!r} (known: {known})")
         return kind
 
+    plain_too = meta.get(PLAIN_PROMPTS, False)
+    if not isinstance(plain_too, bool):
+        raise InputError(f"{path / META_FILE}: {PLAIN_PROMPTS} must be true or false")
     return PromptFormat(
-        choice("prompt", PROMPT_KINDS, PROMPT_PLAIN), choice("names", NAMES_KINDS, NAMES_KEPT)
+        choice("prompt", PROMPT_KINDS, PROMPT_PLAIN),
+        choice("names", NAMES_KINDS, NAMES_KEPT),
+        plain_too,
     )
 
 

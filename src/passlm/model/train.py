@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from passlm.corpus.splits import TRAIN
 from passlm.data.dataset import Example, names_of, prompt_of, read_dataset
-from passlm.data.format import PROMPT_PLAIN
+from passlm.data.format import PLAIN_PROMPTS, PROMPT_PLAIN
 from passlm.errors import InputError
 from passlm.files import atomic_write
 from passlm.llvm.names import NAMES_KEPT
@@ -207,14 +207,22 @@ def _load_examples(
         part, part_meta = _train_split(path, False)
         triples += part
         metas[str(path)] = part_meta
-    # every file, --ir-only ones too, must have been made for the prompt the model will read
-    for what, of in (("different prompts", prompt_of), ("names anonymized and kept", names_of)):
-        kinds = {path: of(m) for path, m in metas.items()}
-        if len(set(kinds.values())) > 1:
+    # every file, --ir-only ones too, must have been made for the prompt the model will read,
+    # except that plain prompts may join one context kind: the model then reads both
+    prompts = {path: prompt_of(m) for path, m in metas.items()}
+    names = {path: names_of(m) for path, m in metas.items()}
+    contexts = set(prompts.values()) - {PROMPT_PLAIN}
+    for what, kinds, distinct in (
+        ("different prompts", prompts, contexts),
+        ("names anonymized and kept", names, set(names.values())),
+    ):
+        if len(distinct) > 1:
             raise InputError(
                 f"the data sets were made with {what}: "
                 + ", ".join(f"{path} ({kind})" for path, kind in kinds.items())
             )
+    if contexts and PROMPT_PLAIN in prompts.values():
+        meta = {**meta, "prompt": next(iter(contexts)), PLAIN_PROMPTS: True}
     return triples, meta
 
 
@@ -318,6 +326,8 @@ def train(
     model = LlamaForCausalLM(model_config).to(device)
     prompt = prompt_of(data_meta)
     model.passlm_prompt = prompt  # validation renders the prompts the model trains on
+    plain_too = bool(data_meta.get(PLAIN_PROMPTS))
+    model.passlm_plain_prompts = plain_too
     names = names_of(data_meta)
     model.passlm_names = names
     if init is not None:
@@ -341,6 +351,7 @@ def train(
         "matmul_dtype": str(matmul_dtype).removeprefix("torch."),
         **{k: data_meta[k] for k in ("llvm_version", "passlm_version") if k in data_meta},
         **({"prompt": prompt} if prompt != PROMPT_PLAIN else {}),
+        **({PLAIN_PROMPTS: True} if plain_too else {}),
         **({"names": names} if names != NAMES_KEPT else {}),
         **(meta or {}),
         **({"init": str(init), "lineage": lineage_of(init)} if init is not None else {}),

@@ -21,7 +21,7 @@ from passlm.errors import PasslmError
 from passlm.llvm.backend import Compiler
 from passlm.llvm.passes import PassList
 from passlm.optimize.prompts import model_prompts
-from passlm.optimize.strategies import SAMPLE, Strategy, unique_lists
+from passlm.optimize.strategies import OZ_BACKUP, PREDICT, SAMPLE, Strategy, unique_lists
 
 TIMEOUT = 300.0
 MAX_TOKENS = 96
@@ -97,7 +97,10 @@ def propose_remote(
     """
     endpoint = completions_url(url)
     n = strategy.n if strategy.kind == SAMPLE else 1
-    prompts = model_prompts(reads, irs, compiler)
+    # predict and oz-backup compile nothing before the answer: plain prompts where it reads them
+    prompts = model_prompts(
+        reads, irs, compiler, compiles=strategy.kind not in (PREDICT, OZ_BACKUP)
+    )
     asked = [i for i, prompt in enumerate(prompts) if prompt is not None]  # None: -Oz failed
     out: list[list[PassList]] = [[] for _ in irs]
     if not asked:

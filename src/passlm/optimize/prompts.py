@@ -40,6 +40,12 @@ def names_kind(model: Any) -> str:
     return getattr(model, "passlm_names", NAMES_KEPT)
 
 
+def reads_plain(model: Any) -> bool:
+    """Whether ``model`` reads plain prompts: trained on them alone, or beside a context kind
+    (``passlm.json``'s :data:`~passlm.data.format.PLAIN_PROMPTS`)."""
+    return prompt_kind(model) == PROMPT_PLAIN or bool(getattr(model, "passlm_plain_prompts", False))
+
+
 def model_renaming(model: Any, ir: str) -> Callable[[str], str]:
     """What every text about the function ``ir`` goes through for ``model``: the function's
     :class:`~passlm.llvm.names.Renaming` if ``model`` reads names anonymized, else nothing."""
@@ -56,18 +62,25 @@ def oz_contexts(irs: Sequence[str], compiler: Compiler) -> list[OzContext | None
 
 
 def model_prompts(
-    model: Any, irs: Sequence[str], compiler: Compiler | None = None, tokenizer: Any = None
+    model: Any,
+    irs: Sequence[str],
+    compiler: Compiler | None = None,
+    tokenizer: Any = None,
+    *,
+    compiles: bool = True,
 ) -> list[str | None]:
     """The prompt ``model`` reads for each function; None where it needs the -Oz context and
     -Oz fails (the function is then left to -Oz, which fails too, by the caller).
 
     ``compiler`` makes the -Oz context; without one, an in-process compiler of the default
     toolchain is opened for the call. With ``tokenizer``, a prompt that the context makes too
-    long for the model is the plain one.
+    long for the model is the plain one. ``compiles=False``: the caller compiles nothing before
+    it has the model's answer (``predict``), so a model that reads plain prompts too gets those
+    and no -Oz compile is spent on a context.
     """
     kind = prompt_kind(model)
     renames = [model_renaming(model, ir) for ir in irs]
-    if kind == PROMPT_PLAIN:
+    if kind == PROMPT_PLAIN or (not compiles and reads_plain(model)):
         return [render_prompt(rename(ir)) for ir, rename in zip(irs, renames, strict=True)]
     if compiler is None:
         from passlm.llvm.backend import InProcessCompiler

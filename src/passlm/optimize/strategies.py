@@ -228,10 +228,12 @@ def propose(
             constraint=constraint, batch_size=batch_size,
         )  # fmt: skip
         return [_allowed(t.lists, denylist, len(t.lists)) for t in talks]
-    prompts = model_prompts(model, irs, compiler, tokenizer)
+    # predict's list is oz-backup's too, so both read what predict, compiling nothing first, can
+    greedy_only = strategy.kind in (PREDICT, OZ_BACKUP)
+    prompts = model_prompts(model, irs, compiler, tokenizer, compiles=not greedy_only)
     usable = [i for i, p in enumerate(prompts) if p is not None]
     out: list[list[PassList]] = [[] for _ in irs]  # [] (no prompt): -Oz is used
-    if strategy.kind in (PREDICT, OZ_BACKUP):
+    if greedy_only:
         greedy = generate(
             model, tokenizer, [prompts[i] for i in usable], until=PASSES,
             batch_size=batch_size, constraint=constraint,
@@ -314,9 +316,10 @@ def greedy_margins(
     """:func:`greedy_margin` for every function, decoded as ``predict`` decodes (the deny
     list's passes never proposed): the greedy lists (``predict``'s, as they are) and the margins
     that decide where a margin keeps them. ``compiler`` makes the -Oz context of a model that
-    reads one."""
+    reads one (``predict`` compiles nothing first: a model that reads plain prompts too gets
+    those)."""
     constraint = constraint_for(tokenizer, denylist)
-    prompts = model_prompts(model, irs, compiler, tokenizer)
+    prompts = model_prompts(model, irs, compiler, tokenizer, compiles=False)
     out: list[tuple[list[PassList], float | None]] = []
     for i, (ir, prompt) in enumerate(zip(irs, prompts, strict=True)):
         if prompt is None:
