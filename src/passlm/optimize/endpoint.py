@@ -97,7 +97,7 @@ def propose_remote(
     """
     endpoint = completions_url(url)
     n = strategy.n if strategy.kind == SAMPLE else 1
-    # predict and oz-backup compile nothing before the answer: plain prompts where it reads them
+    # predict's prompt for predict and oz-backup, as propose gives them (plain where read)
     prompts = model_prompts(
         reads, irs, compiler, compiles=strategy.kind not in (PREDICT, OZ_BACKUP)
     )

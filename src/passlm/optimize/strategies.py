@@ -228,7 +228,8 @@ def propose(
             constraint=constraint, batch_size=batch_size,
         )  # fmt: skip
         return [_allowed(t.lists, denylist, len(t.lists)) for t in talks]
-    # predict's list is oz-backup's too, so both read what predict, compiling nothing first, can
+    # oz-backup compiles predict's list (eval takes it from predict's decoding), so both read
+    # predict's prompt: the plain one for a model that reads plain prompts too
     greedy_only = strategy.kind in (PREDICT, OZ_BACKUP)
     prompts = model_prompts(model, irs, compiler, tokenizer, compiles=not greedy_only)
     usable = [i for i, p in enumerate(prompts) if p is not None]
