@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,7 +15,14 @@ from passlm.llvm.backend import InProcessCompiler
 from passlm.llvm.names import NAMES_ANONYMIZED, NAMES_KEPT, anonymize
 from passlm.llvm.passes import OZ, parse_pass_list
 from passlm.model.checkpoint import PromptFormat, prompt_format
-from passlm.optimize.endpoint import EndpointError, completions_url, propose_remote
+from passlm.optimize.endpoint import (
+    MAX_TOKENS,
+    EndpointError,
+    PromptRoom,
+    completions_url,
+    prompt_room,
+    propose_remote,
+)
 from passlm.optimize.strategies import parse_strategy
 
 from .conftest import FIXTURES, run_passlm
@@ -141,6 +149,52 @@ def test_the_server_gets_the_prompt_the_served_model_reads(server, toolchain):
                 server.url, "m", [CALLER], parse_strategy(strategy), reads=both, compiler=compiler
             )
             assert server.requests[-1]["prompt"] == [expected], strategy
+
+
+def test_a_prompt_too_long_for_the_served_model_is_sent_plain_or_not_at_all(
+    server, toolchain, tmp_path
+):
+    """A server refuses a whole request for one prompt over its length, so the prompts are
+    measured first, as a local model measures them."""
+    from passlm.model import default_model_dir
+
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(default_model_dir() / "tokenizer.json", served / "tokenizer.json")
+    (served / "passlm.json").write_text(json.dumps({"prompt": PROMPT_OZ}))
+    assert prompt_room(served) is None  # no config.json: prompts go as they are
+    with InProcessCompiler(toolchain) as compiler:
+        oz = compiler.run(CALLER, OZ, want_ir=True)
+    plain = render_prompt(CALLER)
+    (served / "config.json").write_text(json.dumps({"max_position_embeddings": 10_000}))
+    room = prompt_room(served)
+    assert room is not None and room.context == 10_000
+    length = 1 + len(room.tokenizer.encode(plain, add_special_tokens=False).ids)
+    with_oz = prompt_format(served)
+    # room for the plain prompt and the answer, not for the -Oz context: sent plain
+    just = PromptRoom(room.tokenizer, length + MAX_TOKENS)
+    assert just.fits(plain)
+    assert not just.fits(render_prompt(CALLER, OzContext(oz.count, oz.ir), PROMPT_OZ))
+    server.reply(completions(["Run passes `-sroa`"]))
+    with InProcessCompiler(toolchain) as compiler:
+        lists = propose_remote(
+            server.url, "m", [CALLER], parse_strategy("sample-1"),
+            reads=with_oz, compiler=compiler, room=just,
+        )  # fmt: skip
+        assert lists == [[parse_pass_list("-sroa")]]
+        assert server.requests[-1]["prompt"] == [plain]
+        # a token less: not even the plain prompt fits, so nothing is asked and -Oz stands
+        asked = len(server.requests)
+        short = PromptRoom(room.tokenizer, length + MAX_TOKENS - 1)
+        lists = propose_remote(
+            server.url, "m", [CALLER], parse_strategy("sample-1"),
+            reads=with_oz, compiler=compiler, room=short,
+        )  # fmt: skip
+    assert lists == [[]] and len(server.requests) == asked
+    for bad in ('{"max_position_embeddings": "long"}', "{}", "not json"):
+        (served / "config.json").write_text(bad)
+        with pytest.raises(InputError, match=r"config\.json"):
+            prompt_room(served)
 
 
 def test_a_served_models_prompt_format_comes_from_its_directory(tmp_path):

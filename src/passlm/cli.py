@@ -368,16 +368,18 @@ def optimize_cmd(
     elif endpoint is not None:
         from passlm.model import default_model_dir
         from passlm.model.checkpoint import prompt_format
-        from passlm.optimize.endpoint import propose_remote
+        from passlm.optimize.endpoint import prompt_room, propose_remote
 
         # the served model reads the prompt its directory records (the shipped one's by default)
-        reads = prompt_format(model if model is not None else default_model_dir())
+        # and takes prompts as long as its tokenizer and context length there allow
+        served = model if model is not None else default_model_dir()
+        reads, room = prompt_format(served), prompt_room(served)
         label, model_used = f"{spec.name} via {endpoint}", endpoint
 
         def propose(modules: dict[str, str], compiler):
             return propose_remote(
                 endpoint, endpoint_model, list(modules.values()), spec,
-                reads=reads, compiler=compiler,
+                reads=reads, compiler=compiler, room=room,
             )  # fmt: skip
 
     elif not no_model:

@@ -2,8 +2,11 @@
 
 The server gets the prompt the served model was trained on, as a local copy of it would
 (``reads``: its directory's :func:`~passlm.model.checkpoint.prompt_format`, names anonymized or
-the -Oz context included; plain without one). A prompt the -Oz context makes too long is sent as
-it is: the server's reply says so. Its text is parsed like local output, so an invalid or
+the -Oz context included; plain without one). With the room the served model has
+(:func:`prompt_room`: its tokenizer and context length, from the same directory), a prompt the
+-Oz context makes too long is sent plain, as a local model gets it, and a function too long
+either way is not sent (it is left to -Oz, as locally): a server refuses a whole request for one
+prompt over its length. Its text is parsed like local output, so an invalid or
 missing list falls back to ``-Oz``. A reply that is not a completions reply is a clear error
 naming the endpoint, never a traceback.
 """
@@ -14,13 +17,15 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from passlm.data.format import COUNTS_FROM, parse_answer
-from passlm.errors import PasslmError
+from passlm.data.format import COUNTS_FROM, parse_answer, render_prompt
+from passlm.errors import InputError, PasslmError
 from passlm.llvm.backend import Compiler
 from passlm.llvm.passes import PassList
-from passlm.optimize.prompts import model_prompts
+from passlm.optimize.prompts import model_prompts, model_renaming
 from passlm.optimize.strategies import OZ_BACKUP, PREDICT, SAMPLE, Strategy, unique_lists
 
 TIMEOUT = 300.0
@@ -29,6 +34,37 @@ MAX_TOKENS = 96
 
 class EndpointError(PasslmError):
     """The HTTP model endpoint could not be reached or replied with something unusable."""
+
+
+@dataclass(frozen=True)
+class PromptRoom:
+    """How long a prompt the served model takes: its tokenizer and context length."""
+
+    tokenizer: Any
+    context: int
+
+    def fits(self, prompt: str) -> bool:
+        """Whether ``prompt`` (after ``<s>``) leaves room for the answer asked for."""
+        tokens = 1 + len(self.tokenizer.encode(prompt, add_special_tokens=False).ids)
+        return tokens + MAX_TOKENS <= self.context
+
+
+def prompt_room(model_dir: str | Path) -> PromptRoom | None:
+    """The served model's :class:`PromptRoom`, from the ``tokenizer.json`` and ``config.json``
+    of its directory (None where either is missing: prompts are then sent as they are)."""
+    from passlm.model.tokenizer import load_tokenizer
+
+    model_dir = Path(model_dir)
+    tokenizer_file, config_file = model_dir / "tokenizer.json", model_dir / "config.json"
+    if not tokenizer_file.is_file() or not config_file.is_file():
+        return None
+    try:
+        context = json.loads(config_file.read_text(encoding="utf-8"))["max_position_embeddings"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{config_file}: no max_position_embeddings ({exc})") from None
+    if not isinstance(context, int) or context < 1:
+        raise InputError(f"{config_file}: max_position_embeddings {context!r} is not a length")
+    return PromptRoom(load_tokenizer(tokenizer_file), context)
 
 
 def completions_url(url: str) -> str:
@@ -88,12 +124,14 @@ def propose_remote(
     *,
     reads: Any = None,
     compiler: Compiler | None = None,
+    room: PromptRoom | None = None,
 ) -> list[list[PassList]]:
     """Candidate lists per function from the endpoint (one request for all functions).
 
     ``reads`` is what the served model reads (a :class:`~passlm.model.checkpoint.PromptFormat`
     or a loaded model; None, like any object that says nothing, reads plain prompts with names
-    kept); ``compiler`` makes the -Oz context where it reads one.
+    kept); ``compiler`` makes the -Oz context where it reads one. ``room``: what fits the served
+    model (a context prompt too long is sent plain; a function too long either way, not at all).
     """
     endpoint = completions_url(url)
     n = strategy.n if strategy.kind == SAMPLE else 1
@@ -101,7 +139,12 @@ def propose_remote(
     prompts = model_prompts(
         reads, irs, compiler, compiles=strategy.kind not in (PREDICT, OZ_BACKUP)
     )
-    asked = [i for i, prompt in enumerate(prompts) if prompt is not None]  # None: -Oz failed
+    if room is not None:
+        prompts = [
+            _fitted(room, reads, ir, prompt) for ir, prompt in zip(irs, prompts, strict=True)
+        ]
+    # None: -Oz failed (for the context), or too long for the served model
+    asked = [i for i, prompt in enumerate(prompts) if prompt is not None]
     out: list[list[PassList]] = [[] for _ in irs]
     if not asked:
         return out
@@ -118,3 +161,11 @@ def propose_remote(
     for k, i in enumerate(asked):
         out[i] = unique_lists([parse_answer(t).passes for t in texts[k * n : (k + 1) * n]])
     return out
+
+
+def _fitted(room: PromptRoom, reads: Any, ir: str, prompt: str | None) -> str | None:
+    """``prompt`` where it fits the served model, else the plain one where that fits, else None."""
+    if prompt is None or room.fits(prompt):
+        return prompt
+    plain = render_prompt(model_renaming(reads, ir)(ir))
+    return plain if plain != prompt and room.fits(plain) else None
