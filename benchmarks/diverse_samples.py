@@ -24,7 +24,6 @@ reported on the others. Also how many of the first N lists repeat a count an ear
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -36,6 +35,7 @@ from rich.table import Table
 from passlm.errors import InputError
 from passlm.evaluate.metrics import best_of, share_points
 from passlm.files import atomic_write
+from sample_selection import read_samples  # the lists file's reader
 
 Rule = Callable[[Sequence[str], int], list[int]]
 
@@ -129,11 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.n < 1:
         raise InputError(f"--n must be at least 1, got {args.n}")
-    try:
-        data = json.loads(gzip.decompress(args.samples.read_bytes()))
-        splits = {split: list(rows) for split, rows in data.items()}
-    except (OSError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise InputError(f"{args.samples}: not a samples file ({exc})") from None
+    splits = {split: list(rows.values()) for split, rows in read_samples(args.samples).items()}
     if args.choose_on not in splits:
         raise InputError(f"--choose-on {args.choose_on}: not in {args.samples} ({list(splits)})")
     console = Console()

@@ -18,7 +18,6 @@ other than the one it is reported on (val, say, for the held-out and unseen code
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 from pathlib import Path
 
@@ -26,32 +25,9 @@ from rich.console import Console
 from rich.table import Table
 
 from passlm.errors import InputError
-from passlm.evaluate.metrics import best_of, share_points
+from passlm.evaluate.metrics import share_points
 from passlm.files import atomic_write
-
-
-def read_samples(path: Path) -> dict[str, dict[str, dict]]:
-    """A samples file's records by split, then by function hash."""
-    try:
-        data = json.loads(gzip.decompress(path.read_bytes()))
-        return {split: {r["hash"]: r for r in rows} for split, rows in data.items()}
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"{path}: not a samples file ({exc})") from None
-
-
-def mixed(first: dict, second: dict, n: int, m: int) -> int:
-    """The best count of the first m lists of ``first``, then ``second``'s lists not yet
-    compiled, then ``first``'s again, n distinct lists in all (-Oz always among them)."""
-    counts: list[int | None] = []
-    seen: set[str] = set()
-    for record, lists in ((first, slice(0, m)), (second, slice(None)), (first, slice(m, None))):
-        for passes, count in zip(record["lists"][lists], record["counts"][lists], strict=True):
-            if len(counts) >= n:
-                return best_of(first["oz"], counts)
-            if passes not in seen:
-                seen.add(passes)
-                counts.append(count)
-    return best_of(first["oz"], counts)
+from sample_selection import read_samples, then_other  # the lists file's reader, the mix
 
 
 def mix_split(first: dict[str, dict], second: dict[str, dict], n: int) -> dict[str, dict]:
@@ -60,12 +36,12 @@ def mix_split(first: dict[str, dict], second: dict[str, dict], n: int) -> dict[s
     oz = [first[h]["oz"] for h in hashes]
     reference = [min(first[h]["best"], first[h]["oz"]) for h in hashes]
     own = {
-        "first": [mixed(first[h], second[h], n, n) for h in hashes],
-        "second": [mixed(second[h], first[h], n, n) for h in hashes],
+        "first": [then_other(first[h], second[h], n, n) for h in hashes],
+        "second": [then_other(second[h], first[h], n, n) for h in hashes],
     }
     return {
         f"first {m} + second {n - m}": share_points(
-            oz, [mixed(first[h], second[h], n, m) for h in hashes], reference, own
+            oz, [then_other(first[h], second[h], n, m) for h in hashes], reference, own
         )
         for m in range(n + 1)
     }

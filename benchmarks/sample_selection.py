@@ -182,22 +182,34 @@ def model_then_guided(r: dict, n: int, m: int) -> int:
     return _first_distinct(r, n, proposed)
 
 
-def model_then_second(r: dict, n: int, m: int, second: dict[str, dict]) -> int:
-    """The model's first m samples, the second model's lists, then the model's again, n in all."""
-    other = second[r["hash"]]
+def then_other(r: dict, other: dict, n: int, m: int) -> int:
+    """The first m lists of ``r``, then ``other``'s lists (the same function's) not yet
+    compiled, then ``r``'s again, n in all (-Oz always among them)."""
     proposed = [*zip(r["lists"][:m], r["counts"][:m], strict=True),
                 *zip(other["lists"], other["counts"], strict=True),
                 *zip(r["lists"][m:], r["counts"][m:], strict=True)]  # fmt: skip
     return _first_distinct(r, n, proposed)
 
 
-def read_second(path: Path) -> dict[str, dict]:
-    """A second model's samples by function hash, from every split the file holds."""
+def model_then_second(r: dict, n: int, m: int, second: dict[str, dict]) -> int:
+    """The model's first m samples, the second model's lists, then the model's again, n in all."""
+    return then_other(r, second[r["hash"]], n, m)
+
+
+def read_samples(path: Path, name: str | None = None) -> dict[str, dict[str, dict]]:
+    """A samples file's records (``device_samples.py score --lists``) by split, then by function
+    hash; ``name``: what an error calls the file (its path by default)."""
     try:
         data = json.loads(gzip.decompress(path.read_bytes()))
-        return {r["hash"]: r for rows in data.values() for r in rows}
+        return {split: {r["hash"]: r for r in rows} for split, rows in data.items()}
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"--second {path}: not a samples file ({exc})") from None
+        raise InputError(f"{name or path}: not a samples file ({exc})") from None
+
+
+def read_second(path: Path) -> dict[str, dict]:
+    """A second model's samples by function hash, from every split the file holds."""
+    by_split = read_samples(path, f"--second {path}")
+    return {h: r for rows in by_split.values() for h, r in rows.items()}
 
 
 def score(rows: list[dict], rule, baselines: dict[str, list[int]]) -> dict:

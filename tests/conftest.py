@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -14,6 +15,18 @@ from passlm.llvm import ir as irmod
 from passlm.llvm.toolchain import Toolchain, default_toolchain
 
 FIXTURES = Path(__file__).parent / "fixtures"
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+
+def benchmark_module(name: str):
+    """``benchmarks/NAME.py`` loaded as a module (the scripts are not a package), with their
+    directory on ``sys.path`` as when one runs, so that they import each other."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def passlm_cmd(*args: str) -> list[str]:

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from passlm.data.format import render_prompt
 from passlm.errors import InputError
 from passlm.llvm.names import LIBRARY_FILE, anonymize
 
-SCRIPT = Path(__file__).parent.parent / "benchmarks" / "anonymize_names.py"
+from .conftest import benchmark_module
+
 IR = "define i32 @area(ptr %0) {\n%2 = call ptr @malloc(i64 8)\ncall void @trace(ptr %2)\nret i32 0\n}\n"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("anonymize_names", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("anonymize_names")
 
 
 def test_prompts_are_anonymized_as_passlm_does_and_missing_ones_stay_missing(script):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,15 +13,9 @@ import pytest
 from passlm.errors import InputError
 from passlm.evaluate.report import FUNCTIONS_JSON, REPORT_JSON
 
-ROOT = Path(__file__).parent.parent
-SCRIPT = ROOT / "benchmarks" / "compare_reports.py"
+from .conftest import BENCHMARKS, benchmark_module
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("compare_reports", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = BENCHMARKS / "compare_reports.py"
 
 
 def _report(path: Path, rows: list[tuple[str, int, int, int]]) -> Path:
@@ -48,13 +41,15 @@ def test_shares_difference_and_functions_ahead(tmp_path):
     # the autotuner saves 4 + 6 = 10; base finds 4 + 0, other 2 + 6
     base = _report(tmp_path / "a", [("1", 10, 6, 6), ("2", 20, 14, 20), ("3", 5, 5, 5)])
     other = _report(tmp_path / "b", [("1", 10, 6, 8), ("2", 20, 14, 14), ("3", 5, 5, 5)])
-    r = _module().compare(base, other, ["sample-10"])
+    r = benchmark_module("compare_reports").compare(base, other, ["sample-10"])
     m = r["methods"]["sample-10"]
     assert (r["functions"], m["base_share"], m["other_share"]) == (3, 0.4, 0.8)
     assert (m["other_ahead"], m["base_ahead"]) == (1, 1)
     lo, hi = m["difference_interval"]
     assert lo <= 0.4 <= hi
-    same = _module().compare(base, base, ["sample-10"])["methods"]["sample-10"]
+    same = benchmark_module("compare_reports").compare(base, base, ["sample-10"])["methods"][
+        "sample-10"
+    ]
     assert same["difference_interval"] == [0.0, 0.0] and same["other_ahead"] == 0
 
 
@@ -62,7 +57,7 @@ def test_different_test_sets_and_missing_methods_are_refused(tmp_path):
     base = _report(tmp_path / "a", [("1", 10, 6, 6), ("2", 20, 14, 20)])
     fewer = _report(tmp_path / "b", [("1", 10, 6, 8)])
     other_llvm = _report(tmp_path / "c", [("1", 11, 6, 8), ("2", 20, 14, 14)])
-    compare = _module().compare
+    compare = benchmark_module("compare_reports").compare
     with pytest.raises(InputError, match="hold different functions"):
         compare(base, fewer, ["sample-10"])
     with pytest.raises(InputError, match="another LLVM"):

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).parent.parent
-SCRIPT = ROOT / "benchmarks" / "diverse_samples.py"
+from .conftest import BENCHMARKS, benchmark_module
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("diverse_samples", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = BENCHMARKS / "diverse_samples.py"
 
 
 LISTS = ["-a -O2", "-b -O2", "-c -O2", "-a -gvn", "-O2 -a", "-b -sroa"]
 
 
 def test_each_rule_picks_in_priority_order_what_it_allows():
-    m = _module()
+    m = benchmark_module("diverse_samples")
     rules = m.rules()
     assert rules["first"](LISTS, 3) == [0, 1, 2]
     # one list per last pass: -O2, -gvn, -a, -sroa, then the rest in order
@@ -45,7 +37,9 @@ def test_it_scores_the_rules_and_reports_the_one_val_chooses(tmp_path):
         {"hash": "f", "oz": 10, "best": 6, "lists": LISTS, "counts": [10, 10, 10, 6, 10, 9]},
         {"hash": "g", "oz": 20, "best": 15, "lists": LISTS, "counts": [18, 18, 15, 20, 18, 20]},
     ]
-    assert _module().repeated(rows, 3) == 3 / 6  # f: 10 10 10; g: 18 18 15
+    assert (
+        benchmark_module("diverse_samples").repeated(rows, 3) == 3 / 6
+    )  # f: 10 10 10; g: 18 18 15
     samples = tmp_path / "samples.json.gz"
     samples.write_bytes(gzip.compress(json.dumps({"x:val": rows, "y:test": rows}).encode()))
     out = tmp_path / "diverse.json"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,15 +12,9 @@ import pytest
 
 from passlm.errors import InputError
 
-ROOT = Path(__file__).parent.parent
-SCRIPT = ROOT / "benchmarks" / "mix_samples.py"
+from .conftest import BENCHMARKS, benchmark_module
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("mix_samples", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = BENCHMARKS / "mix_samples.py"
 
 
 def _record(h: str, lists: list[tuple[str, int | None]], oz: int = 10, best: int = 6) -> dict:
@@ -34,7 +27,7 @@ SECOND = _record("f", [("-b", 8), ("-e", None), ("-d", 6)])
 
 
 def test_the_first_m_lists_then_the_others_not_yet_compiled():
-    mixed = _module().mixed
+    mixed = benchmark_module("mix_samples").then_other
     # m = 0: the second's three; 1: -a, then -b and -e (-d is past the budget); 2: -a -b, then
     # the second's -b is skipped as compiled, -e; 3: the first's own
     assert [mixed(FIRST, SECOND, 3, m) for m in range(4)] == [6, 8, 8, 7]
@@ -68,7 +61,7 @@ def test_it_scores_every_mix_against_both_files(tmp_path):
     assert rows["first 3 + second 0"]["vs first"] == [0.0, 0.0]
     assert rows["first 0 + second 3"]["vs second"] == [0.0, 0.0]
     with pytest.raises(InputError, match="not a samples file"):
-        _module().read_samples(tmp_path / "mix.json")
+        benchmark_module("mix_samples").read_samples(tmp_path / "mix.json")
     bad = subprocess.run(
         [sys.executable, str(SCRIPT), str(first), str(second), "--budgets", "0"],
         capture_output=True, text=True, check=False,
