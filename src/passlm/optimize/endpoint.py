@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from passlm.data.format import COUNTS_FROM, parse_answer, render_prompt
+from passlm.data.format import COUNTS_FROM, parse_answer
 from passlm.errors import InputError, PasslmError
 from passlm.llvm.backend import Compiler
 from passlm.llvm.passes import PassList
-from passlm.optimize.prompts import model_prompts, model_renaming
+from passlm.optimize.prompts import model_prompts
 from passlm.optimize.strategies import OZ_BACKUP, PREDICT, SAMPLE, Strategy, unique_lists
 
 TIMEOUT = 300.0
@@ -137,12 +137,11 @@ def propose_remote(
     n = strategy.n if strategy.kind == SAMPLE else 1
     # predict's prompt for predict and oz-backup, as propose gives them (plain where read)
     prompts = model_prompts(
-        reads, irs, compiler, compiles=strategy.kind not in (PREDICT, OZ_BACKUP)
-    )
-    if room is not None:
-        prompts = [
-            _fitted(room, reads, ir, prompt) for ir, prompt in zip(irs, prompts, strict=True)
-        ]
+        reads, irs, compiler, compiles=strategy.kind not in (PREDICT, OZ_BACKUP),
+        fits_in=room.fits if room is not None else None,
+    )  # fmt: skip
+    if room is not None:  # too long even plain: a local model would answer nothing either
+        prompts = [p if p is None or room.fits(p) else None for p in prompts]
     # None: -Oz failed (for the context), or too long for the served model
     asked = [i for i, prompt in enumerate(prompts) if prompt is not None]
     out: list[list[PassList]] = [[] for _ in irs]
@@ -161,11 +160,3 @@ def propose_remote(
     for k, i in enumerate(asked):
         out[i] = unique_lists([parse_answer(t).passes for t in texts[k * n : (k + 1) * n]])
     return out
-
-
-def _fitted(room: PromptRoom, reads: Any, ir: str, prompt: str | None) -> str | None:
-    """``prompt`` where it fits the served model, else the plain one where that fits, else None."""
-    if prompt is None or room.fits(prompt):
-        return prompt
-    plain = render_prompt(model_renaming(reads, ir)(ir))
-    return plain if plain != prompt and room.fits(plain) else None

@@ -20,6 +20,7 @@ with the same names; :func:`model_renaming` is that renaming, for comparing what
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from passlm.data.format import PROMPT_PLAIN, OzContext, render_prompt
@@ -68,13 +69,15 @@ def model_prompts(
     tokenizer: Any = None,
     *,
     compiles: bool = True,
+    fits_in: Callable[[str], bool] | None = None,
 ) -> list[str | None]:
     """The prompt ``model`` reads for each function; None where it needs the -Oz context and
     -Oz fails (the function is then left to -Oz, which fails too, by the caller).
 
     ``compiler`` makes the -Oz context; without one, an in-process compiler of the default
-    toolchain is opened for the call. With ``tokenizer``, a prompt that the context makes too
-    long for the model is the plain one. ``compiles=False``: the caller compiles nothing before
+    toolchain is opened for the call. With ``tokenizer`` (or ``fits_in``, whether a prompt fits
+    the model, for one served elsewhere), a prompt that the context makes too long for the
+    model is the plain one. ``compiles=False``: the caller compiles nothing before
     it has the model's answer (``predict``), so a model that reads plain prompts too gets those
     and no -Oz compile is spent on a context.
     """
@@ -90,14 +93,16 @@ def model_prompts(
             contexts = oz_contexts(irs, own)
     else:
         contexts = oz_contexts(irs, compiler)
-    from passlm.model.generate import fits  # torch: only for a model, which has loaded it
+    if fits_in is None and tokenizer is not None:
+        from passlm.model.generate import fits  # torch: only for a model, which has loaded it
 
+        fits_in = partial(fits, model, tokenizer)
     out: list[str | None] = []
     for ir, oz, rename in zip(irs, contexts, renames, strict=True):
         prompt = None
         if oz is not None:
             prompt = render_prompt(rename(ir), OzContext(oz.count, rename(oz.ir)), kind)
-        if prompt is not None and tokenizer is not None and not fits(model, tokenizer, prompt):
+        if prompt is not None and fits_in is not None and not fits_in(prompt):
             prompt = render_prompt(rename(ir))
         out.append(prompt)
     return out
