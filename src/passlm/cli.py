@@ -1951,6 +1951,43 @@ def model_export_cmd(
     err_console.print(f"wrote {path} ({size:.1f} MiB, {dtype})")
 
 
+@model_app.command("average")
+def model_average_cmd(
+    models: Annotated[
+        list[Path],
+        typer.Argument(help="Model directories: fine-tunes sharing an ancestor (two or more)."),
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Directory to write.", callback=_output_dir)
+    ],
+    weights: Annotated[
+        str | None,
+        typer.Option("--weights", help="Comma-separated weights, one per model (default equal)."),
+    ] = None,
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="float32, bfloat16 or float16.")
+    ] = "bfloat16",
+) -> None:
+    """Average the weights of fine-tunes of one model into one model (a model soup)."""
+    from passlm.model.average import average_models
+
+    shares = None
+    if weights is not None:
+        try:
+            shares = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise InputError(
+                f"--weights: expected comma-separated numbers, got {weights!r}"
+            ) from None
+    path = average_models(
+        models, output, weights=shares, dtype=dtype, command=" ".join(["passlm", *sys.argv[1:]])
+    )
+    err_console.print(
+        f"wrote {path}: the average of {len(models)} models ({dtype}); its predict margin is "
+        f"not chosen yet (passlm model calibrate --model {path})"
+    )
+
+
 @model_app.command("calibrate")
 def model_calibrate_cmd(
     data: Annotated[
