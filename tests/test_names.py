@@ -91,6 +91,66 @@ def test_anonymizing_twice_changes_nothing_and_never_changes_what_the_compiler_c
     assert any("@printf" in anonymize(ir) for ir in irs)
 
 
+COMDAT = """\
+$_Z6squareIiET_S0_ = comdat any
+$pick = comdat any
+@.str = private constant [21 x i8] c"mail me@counter; \\22@x\\22\\00"
+@counter = global i32 0, comdat($pick) ; "@counter in a comment
+define linkonce_odr i32 @_Z6squareIiET_S0_(i32 %0) comdat {
+  %2 = call i32 (ptr, ...) @printf(ptr @.str, ptr @counter) #0
+  ret i32 %2
+}
+declare i32 @printf(ptr, ...)
+attributes #0 = { "frame-pointer"="none" "@x"="1" }
+"""
+
+
+def test_comdats_follow_their_globals_and_strings_and_comments_keep_their_text():
+    """A comdat takes its global's new name (else the renamed IR does not parse); an @ inside a
+    string constant, an attribute or a comment is text, not a name (renaming it would change
+    the string's length, and the IR would not parse either)."""
+    assert (
+        anonymize(COMDAT)
+        == """\
+$g2 = comdat any
+$pick = comdat any
+@g0 = private constant [21 x i8] c"mail me@counter; \\22@x\\22\\00"
+@g1 = global i32 0, comdat($pick) ; "@counter in a comment
+define linkonce_odr i32 @g2(i32 %0) comdat {
+  %2 = call i32 (ptr, ...) @printf(ptr @g0, ptr @g1) #0
+  ret i32 %2
+}
+declare i32 @printf(ptr, ...)
+attributes #0 = { "frame-pointer"="none" "@x"="1" }
+"""
+    )
+    assert anonymize(anonymize(COMDAT)) == anonymize(COMDAT)
+
+
+def test_renamed_cxx_functions_with_comdats_compile_to_the_same_counts(toolchain):
+    """Real clang++ output: inline and template functions carry comdats named after them."""
+    irs = split_functions(load_ir(FIXTURES / "sample.cpp", toolchain), toolchain).values()
+    with_comdat = [ir for ir in irs if "comdat" in ir]
+    assert len(with_comdat) >= 5
+    with InProcessCompiler(toolchain) as c:
+        tasks = [Task(text, OZ) for ir in with_comdat for text in (ir, anonymize(ir))]
+        counts = [r.count for r in c.run_tasks(tasks)]
+    assert None not in counts and counts[0::2] == counts[1::2]
+    assert not any("$_Z" in anonymize(ir) for ir in with_comdat)  # no mangled name leaks
+
+
+def test_the_careful_and_the_fast_renaming_agree(toolchain):
+    """Text with a comment or a sigil inside quotes goes through the tokenizer that skips them;
+    everything else through two plain regular expressions: the two agree where both apply."""
+    irs = [
+        *split_functions(load_ir(FIXTURES / "sample.c", toolchain), toolchain).values(),
+        *split_functions(load_ir(FIXTURES / "sample.cpp", toolchain), toolchain).values(),
+        WALK,
+    ]
+    for ir in irs:
+        assert anonymize(ir + "; @comment\n") == anonymize(ir) + "; @comment\n"
+
+
 def test_a_data_set_with_names_anonymized_renames_prompts_and_answers_alike():
     rows = [
         dataclasses.replace(r, ir=r.ir.replace("add i32 %0, 1", "call i32 @g(i32 %0)"))

@@ -61,8 +61,9 @@ def feedback_examples(
     (``retry_samples``: retry with the best of the model's first k samples, module doc).
 
     ``irs``: the functions' own IR, which is compiled and rendered as the model reads it; by
-    default the IR in each prompt, which is the function's own only where names are kept (an
-    anonymized function's comdats no longer match its renamed globals)."""
+    default the IR in each prompt, which is the function's own only where names are kept (and
+    in a data set made before comdats were renamed with their globals, an anonymized C++
+    function's prompt does not compile)."""
     if irs is None:
         irs = [parse_prompt(e.prompt) or "" for e in examples]
     prompts, answers = first_answers(

@@ -13,6 +13,9 @@ Kept as they are: ``llvm.*`` intrinsics and the library functions LLVM recognize
 name (``memcpy``, ``printf``...). Only what the model reads and writes is renamed: the compiler
 always runs on the function's own IR, so counts never change.
 
+A comdat takes the new name of the global it is named after (renamed IR must still parse); an
+``@`` inside a string constant, an attribute or a comment is text and stays as it is.
+
 A :class:`Renaming` is taken from the unoptimized IR and applied to every other text about the
 same function (its -Oz output, its optimized IR), so that a name means the same in all of them;
 a name only those texts have is numbered after the unoptimized IR's, anew in each text.
@@ -35,6 +38,14 @@ NAMES_KINDS = (NAMES_KEPT, NAMES_ANONYMIZED)
 _GLOBAL = re.compile(r'@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._][-a-zA-Z$._0-9]*)')
 _TYPE = re.compile(
     r'%("(?:struct|union|class)\.(?:[^"\\]|\\.)*"|(?:struct|union|class)\.[-a-zA-Z$._0-9]+)'
+)
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_BARE = r"[-a-zA-Z$._0-9]+"
+# One token at a time, left to right, so that a quote or an @ inside a string constant, an
+# attribute or a comment is never read as a name, and a quoted name's closing quote is never
+# read as the start of a string. Unquoted local values (%0, %5) are not matched at all.
+_TOKEN = re.compile(
+    rf"(?:;[^\n]*|{_QUOTED}|[@$](?:{_QUOTED}|{_BARE})|%(?:{_QUOTED}|(?:struct|union|class)\.{_BARE}))"
 )
 
 
@@ -81,7 +92,31 @@ def _rename(ir: str, globals_: dict[str, str], types: dict[str, str]) -> str:
         kind = m.group(1).strip('"').split(".", 1)[0]
         return "%" + types.setdefault(m.group(1), f"{kind}.T{len(types)}")
 
-    return _TYPE.sub(type_name, _GLOBAL.sub(global_name, ir))
+    def token(m: re.Match) -> str:
+        text = m.group(0)
+        if text[0] == "@" and not text[1].isdigit():  # @0 is a numbered (unnamed) global
+            return global_name(_GLOBAL.match(text))
+        if text[0] == "%" and (found := _TYPE.fullmatch(text)):
+            return type_name(found)
+        return text  # a comment, a string, a quoted local value; comdats come after
+
+    def comdat(m: re.Match) -> str:
+        # a comdat is named after the global it belongs to (implicitly, `comdat` alone), so it
+        # takes that global's new name; IR that renamed one but not the other does not parse
+        text = m.group(0)
+        return "$" + globals_[text[1:]] if text[0] == "$" and text[1:] in globals_ else text
+
+    if _plain(ir):  # the common case, and three times faster: every @ and % is a name
+        out = _TYPE.sub(type_name, _GLOBAL.sub(global_name, ir))
+    else:
+        out = _TOKEN.sub(token, ir)
+    return _TOKEN.sub(comdat, out) if "$" in out else out
+
+
+def _plain(ir: str) -> bool:
+    """Whether ``ir`` has no comment and no quoted text with ``@``, ``%`` or ``$`` in it (LLVM
+    escapes a quote inside quotes as ``\\22``, so every other piece between quotes is inside)."""
+    return ";" not in ir and not any(c in part for part in ir.split('"')[1::2] for c in "@%$")
 
 
 def renamer(ir: str, anonymized: bool) -> Callable[[str], str]:
