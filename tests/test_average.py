@@ -162,6 +162,10 @@ def test_models_that_do_not_average_are_refused(family, tmp_path):
         with pytest.raises(InputError, match=match):
             average_models(models, out)
         assert not out.exists()
+    kept = _weights(two)
+    with pytest.raises(InputError, match="one of the models averaged"):
+        average_models([one, two], two)
+    assert all(torch.equal(v, kept[k]) for k, v in _weights(two).items())
     with pytest.raises(InputError, match="--dtype"):
         average_models([one, two], out, dtype="int8")
 

@@ -93,6 +93,8 @@ def average_models(
         if p.resolve() in seen:
             raise InputError(f"{p}: named twice (weigh a model with --weights instead)")
         seen[p.resolve()] = p
+    if Path(output).resolve() in seen:
+        raise InputError(f"{output}: is one of the models averaged; write the average elsewhere")
     shares = check_weights(weights, len(paths))
 
     first, first_tok = load(paths[0])  # load() names a missing or broken directory
