@@ -22,6 +22,7 @@ from passlm.optimize.endpoint import (
     completions_url,
     prompt_room,
     propose_remote,
+    served_context,
 )
 from passlm.optimize.strategies import parse_strategy
 
@@ -34,9 +35,19 @@ class Server:
     def __init__(self) -> None:
         self.replies: list[tuple[int, bytes]] = []
         self.requests: list[dict] = []
+        self.models: bytes | None = None  # GET /v1/models's reply (None: 404)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if outer.models is None or self.path != "/v1/models":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(outer.models)))
+                self.end_headers()
+                self.wfile.write(outer.models)
+
             def do_POST(self) -> None:
                 length = int(self.headers["Content-Length"])
                 outer.requests.append(json.loads(self.rfile.read(length)))
@@ -197,6 +208,29 @@ def test_a_prompt_too_long_for_the_served_model_is_sent_plain_or_not_at_all(
             prompt_room(served)
 
 
+def test_the_servers_own_context_length_shortens_the_room(server):
+    """vLLM lists each served model's length (``--max-model-len``) under /v1/models; a server
+    that does not say leaves the model directory's length."""
+    from passlm.model import default_model_dir
+
+    room = prompt_room(default_model_dir())
+    assert room is not None and served_context(server.url, "m") is None  # 404
+    cards = {"object": "list", "data": [{"id": "other", "max_model_len": 64},
+                                        {"id": "m", "max_model_len": 512}]}  # fmt: skip
+    server.models = json.dumps(cards).encode()
+    for url in (server.url, server.url + "/v1", server.url + "/v1/completions"):
+        assert served_context(url, "m") == 512
+    assert served_context(server.url, "absent") is None
+    assert room.at_most(512).context == 512 and room.at_most(None) is room
+    assert room.at_most(10**6) is room  # never longer than the model's own
+    long_prompt = render_prompt("x\n" * 300)
+    assert room.fits(long_prompt) and not room.at_most(512).fits(long_prompt)
+    for bad in (b"not json", b'{"data": "x"}', b'{"data": [{"id": "m", "max_model_len": "8k"}]}'):
+        server.models = bad
+        assert served_context(server.url, "m") is None
+    assert served_context("http://127.0.0.1:9", "m") is None  # unreachable: the POST says so
+
+
 def test_a_served_models_prompt_format_comes_from_its_directory(tmp_path):
     (tmp_path / "passlm.json").write_text(json.dumps({"names": "anonymized"}))
     assert prompt_format(tmp_path) == PromptFormat(PROMPT_PLAIN, NAMES_ANONYMIZED)
@@ -268,6 +302,16 @@ def test_optimize_with_an_endpoint(server, tmp_path):
         "--model", str(tmp_path / "none"),
     )  # fmt: skip
     assert missing.returncode == 2 and "no such model directory" in missing.stderr
+    # a server that gives the model a context too short for any prompt is asked nothing
+    server.models = json.dumps({"data": [{"id": "passlm", "max_model_len": 100}]}).encode()
+    asked = len(server.requests)
+    short = run_passlm(
+        "optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url, "-s", "oz-backup",
+        "--endpoint-model", "passlm", "-j", "1",
+    )  # fmt: skip
+    assert short.returncode == 0, short.stderr
+    assert len(server.requests) == asked and "-gvn -dse" not in short.stderr
+    server.models = None
     server.reply(b"oops")
     bad = run_passlm(
         "optimize", str(FIXTURES / "sample.c"), "--endpoint", server.url, "-s", "predict"

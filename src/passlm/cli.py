@@ -368,12 +368,15 @@ def optimize_cmd(
     elif endpoint is not None:
         from passlm.model import default_model_dir
         from passlm.model.checkpoint import prompt_format
-        from passlm.optimize.endpoint import prompt_room, propose_remote
+        from passlm.optimize.endpoint import prompt_room, propose_remote, served_context
 
         # the served model reads the prompt its directory records (the shipped one's by default)
-        # and takes prompts as long as its tokenizer and context length there allow
+        # and takes prompts as long as its tokenizer and context length there allow, and the
+        # server (vLLM's --max-model-len may be shorter)
         served = model if model is not None else default_model_dir()
         reads, room = prompt_format(served), prompt_room(served)
+        if room is not None:
+            room = room.at_most(served_context(endpoint, endpoint_model))
         label, model_used = f"{spec.name} via {endpoint}", endpoint
 
         def propose(modules: dict[str, str], compiler):

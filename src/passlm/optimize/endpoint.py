@@ -3,7 +3,8 @@
 The server gets the prompt the served model was trained on, as a local copy of it would
 (``reads``: its directory's :func:`~passlm.model.checkpoint.prompt_format`, names anonymized or
 the -Oz context included; plain without one). With the room the served model has
-(:func:`prompt_room`: its tokenizer and context length, from the same directory), a prompt the
+(:func:`prompt_room`: its tokenizer and context length, from the same directory, shortened to
+the length the server reports for it, :func:`served_context`), a prompt the
 -Oz context makes too long is sent plain, as a local model gets it, and a function too long
 either way is not sent (it is left to -Oz, as locally): a server refuses a whole request for one
 prompt over its length. Its text is parsed like local output, so an invalid or
@@ -29,6 +30,7 @@ from passlm.optimize.prompts import model_prompts
 from passlm.optimize.strategies import OZ_BACKUP, PREDICT, SAMPLE, Strategy, unique_lists
 
 TIMEOUT = 300.0
+MODELS_TIMEOUT = 10.0
 MAX_TOKENS = 96
 
 
@@ -42,6 +44,12 @@ class PromptRoom:
 
     tokenizer: Any
     context: int
+
+    def at_most(self, context: int | None) -> PromptRoom:
+        """This room, no longer than ``context`` (what the server allows; None: no limit)."""
+        if context is None or context >= self.context:
+            return self
+        return PromptRoom(self.tokenizer, context)
 
     def fits(self, prompt: str) -> bool:
         """Whether ``prompt`` (after ``<s>``) leaves room for the answer asked for."""
@@ -65,6 +73,25 @@ def prompt_room(model_dir: str | Path) -> PromptRoom | None:
     if not isinstance(context, int) or context < 1:
         raise InputError(f"{config_file}: max_position_embeddings {context!r} is not a length")
     return PromptRoom(load_tokenizer(tokenizer_file), context)
+
+
+def served_context(url: str, model: str) -> int | None:
+    """The context length the server gives ``model`` (vLLM's ``/v1/models`` lists it as
+    ``max_model_len``, which ``--max-model-len`` may set below the model's own), or None where
+    the server does not say: then the model directory's length is all there is to go by. Never
+    an error: a server that cannot be asked fails clearly on the completions request."""
+    base = completions_url(url).removesuffix("/completions")
+    try:
+        with urllib.request.urlopen(base + "/models", timeout=MODELS_TIMEOUT) as reply:
+            listing = json.loads(reply.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    cards = listing.get("data") if isinstance(listing, dict) else None
+    for card in cards if isinstance(cards, list) else []:
+        if isinstance(card, dict) and card.get("id") == model:
+            length = card.get("max_model_len")
+            return length if isinstance(length, int) and length > 0 else None
+    return None
 
 
 def completions_url(url: str) -> str:
