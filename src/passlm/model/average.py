@@ -1,8 +1,9 @@
 """Averaging the weights of fine-tunes of one model into one model (a "model soup").
 
 Fine-tunes that start from the same weights tend to stay in one basin of the loss, where the
-average of their weights is a model at least as good as each, and often better on data unlike
-the training data (Wortsman et al., "Model soups", ICML 2022). Models trained apart share no
+average of their weights is often as good as the best of them and sometimes better on data
+unlike the training data (Wortsman et al., "Model soups", ICML 2022; for passlm's own passes it
+came out level, README "Averaged fine-tunes"). Models trained apart share no
 basin: their average is a broken model, so every member must share an ancestor in its recorded
 lineage (:func:`~passlm.model.checkpoint.lineage_of`), the same architecture, the same tokenizer
 and the same prompt.
