@@ -686,9 +686,10 @@ def test_feedback_retries_with_the_models_own_list_where_one_beats_its_first_and
 def test_feedback_and_distill_compile_the_functions_own_ir_not_the_renamed_prompt(
     memorized, tmp_path, toolchain
 ):
-    """An anonymized C++ function's comdat keeps its old name, so the renamed IR in its prompt
-    does not compile: the data sets made from a model's answers compile the function's own IR
-    (``irs``), and distill answers with its optimized IR renamed as the prompt is."""
+    """In a data set made before the renamer renamed comdats, an anonymized C++ function's
+    comdat keeps its old name, so the renamed IR in its prompt does not compile: the data sets
+    made from a model's answers compile the function's own IR (``irs``), and distill answers
+    with its optimized IR renamed as the prompt is."""
     from passlm.data.distill import distilled_examples
     from passlm.data.feedback import feedback_examples
     from passlm.llvm import ir as irmod
@@ -704,13 +705,22 @@ def test_feedback_and_distill_compile_the_functions_own_ir_not_the_renamed_promp
     functions = irmod.split_functions(irmod.compile_source(FIXTURES / "sample.cpp", toolchain),
                                       toolchain)  # fmt: skip
     irs = [ir for name, ir in sorted(functions.items()) if "comdat" in ir][:2]
+
+    def made_before(ir: str) -> str:  # renamed, with the comdat's old name put back
+        text = anonymize(ir)
+        for name, new_name in Renaming.of(ir).globals.items():
+            text = text.replace(f"${new_name} = comdat", f"${name} = comdat")
+        return text
+
     rows = []
     with InProcessCompiler(toolchain) as c:
         for i, ir in enumerate(irs):
-            assert not c.run_tasks([Task(anonymize(ir), parse_pass_list("-Oz"))])[0].ok
+            oz_list = parse_pass_list("-Oz")
+            assert c.run_tasks([Task(anonymize(ir), oz_list)])[0].ok  # renamed now, it compiles
+            assert not c.run_tasks([Task(made_before(ir), oz_list)])[0].ok
             o0, oz = c.count(ir), c.run(ir, "-Oz").count
             rows.append(Example(f"c{i}", "train", "sample.cpp", f"c{i}",
-                                fmt.render_prompt(anonymize(ir)), "", o0, oz, oz, "-Oz", 0))  # fmt: skip
+                                fmt.render_prompt(made_before(ir)), "", o0, oz, oz, "-Oz", 0))  # fmt: skip
         _, broken = feedback_examples(model, tok, rows, c)
         made, summary = feedback_examples(model, tok, rows, c, irs=irs)
         distilled, d = distilled_examples(model, tok, rows, c, irs=irs)
