@@ -774,7 +774,8 @@ def test_feedback_data_set_and_a_fine_tuned_model_that_retries(
         assert bad.returncode == 2 and "reads prompts 'ir' with names kept" in bad.stderr
         assert "Traceback" not in bad.stderr and not refused.exists()
     # ...and one made for it keeps its kind, which training hands on to the fine-tuned model;
-    # the functions' own IR comes from the tuned data set (a renamed comdat would not compile)
+    # the functions' own IR comes from the tuned data set (the prompt's is renamed, and in data
+    # sets made before comdats were renamed it did not compile)
     reader = tmp_path / "anonymizing-model"
     shutil.copytree(model_dir, reader)
     info = json.loads((reader / "passlm.json").read_text())
