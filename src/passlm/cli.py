@@ -69,6 +69,10 @@ MemoryMB = Annotated[
     int,
     typer.Option("--memory-mb", help="Address-space cap per compile worker in MiB (0: none)."),
 ]
+ModelOutputDir = Annotated[
+    Path, typer.Option("-o", "--output", help="Directory to write.", callback=_output_dir)
+]
+StoredDtype = Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.")]
 Margin = Annotated[
     str,
     typer.Option(
@@ -1939,12 +1943,8 @@ app.add_typer(model_app, name="model")
 @model_app.command("export")
 def model_export_cmd(
     model: Annotated[Path, typer.Argument(help="Model directory (e.g. RUN/model).")],
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Directory to write.", callback=_output_dir)
-    ],
-    dtype: Annotated[
-        str, typer.Option("--dtype", help="float32, bfloat16 or float16.")
-    ] = "bfloat16",
+    output: ModelOutputDir,
+    dtype: StoredDtype = "bfloat16",
 ) -> None:
     """Copy a model with its weights cast (bf16 halves the size of a shipped model)."""
     from passlm.model.checkpoint import export_model
@@ -1960,16 +1960,12 @@ def model_average_cmd(
         list[Path],
         typer.Argument(help="Model directories: fine-tunes sharing an ancestor (two or more)."),
     ],
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Directory to write.", callback=_output_dir)
-    ],
+    output: ModelOutputDir,
     weights: Annotated[
         str | None,
         typer.Option("--weights", help="Comma-separated weights, one per model (default equal)."),
     ] = None,
-    dtype: Annotated[
-        str, typer.Option("--dtype", help="float32, bfloat16 or float16.")
-    ] = "bfloat16",
+    dtype: StoredDtype = "bfloat16",
 ) -> None:
     """Average the weights of fine-tunes of one model into one model (a model soup)."""
     from passlm.model.average import average_models

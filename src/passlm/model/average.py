@@ -24,10 +24,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from passlm.errors import InputError
-from passlm.model.checkpoint import lineage_of, load, prompt_format, read_meta, save_model
+from passlm.model.checkpoint import (
+    lineage_of,
+    load,
+    prompt_format,
+    read_meta,
+    save_model,
+    stored_dtype,
+)
 from passlm.model.tokenizer import tokenizer_hash
 
 # passlm.json keys describing one training run or one calibration, which no average has
@@ -84,8 +89,7 @@ def average_models(
     """Write to ``output`` the model whose weights are the ``weights``-weighted mean of
     ``models``' weights (equal weights by default); see the module docstring for what the
     members must share and what the new ``passlm.json`` records."""
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise InputError(f"--dtype: must be float32, bfloat16 or float16, not {dtype!r}")
+    cast = stored_dtype(dtype)
     paths = [Path(m) for m in models]
     if len(paths) < 2:
         raise InputError("average: name at least two model directories")
@@ -122,7 +126,7 @@ def average_models(
     _check_related(paths, lineages)
 
     first.load_state_dict(total)
-    first = first.to(getattr(torch, dtype))
+    first = first.to(cast)
     meta = {k: v for k, v in read_meta(paths[0]).items() if k not in _RUN_KEYS}
     members = []
     for path, share in zip(paths, shares, strict=True):

@@ -166,12 +166,18 @@ def _format_of(path: Path) -> PromptFormat:
     )
 
 
+def stored_dtype(name: str) -> torch.dtype:
+    """The torch dtype a model is written in (``--dtype``); a clear error for another name."""
+    if name not in ("float32", "bfloat16", "float16"):
+        raise InputError(f"dtype must be float32, bfloat16 or float16 (--dtype), not {name!r}")
+    return getattr(torch, name)
+
+
 def export_model(src: str | Path, dst: str | Path, *, dtype: str = "bfloat16") -> Path:
     """Copy a model directory with its weights cast to ``dtype`` (bf16 halves the size)."""
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise InputError(f"dtype must be float32, bfloat16 or float16, not {dtype!r}")
+    cast = stored_dtype(dtype)
     model, tokenizer = load(src)
-    model = model.to(getattr(torch, dtype))
+    model = model.to(cast)
     meta = {**read_meta(src), "exported_from": str(src), "dtype": dtype}
     if meta.get("init") and "lineage" not in meta:  # a fine-tune trained before lineages
         meta["lineage"] = lineage_of(src)[1:]
