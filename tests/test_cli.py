@@ -100,6 +100,7 @@ def test_optimize_reports_every_function(tmp_path):
             "--warmup 100: must be between 0 and --steps (5)",
         ),
         (["train", "EMPTY.ll", "-o", "run", "--batch-size", "0"], "--batch-size 0: must be at"),
+        (["train", "EMPTY.ll", "-o", "run", "--gain-repeats", "-1"], "--gain-repeats -1: must be"),
         (["outcomes", str(ROOT / "data" / "corpus.parquet"), "-o", "o.parquet"], "found a corpus"),
         (["split", "NOFUNCS.ll", "-o", "out"], "NOFUNCS.ll: the module defines no functions"),
     ],

@@ -23,6 +23,7 @@ from passlm.model.train import (
     TrainConfig,
     answer_loss,
     data_hash,
+    gain_repeats_of,
     resolve_precision,
     train,
 )
@@ -306,6 +307,38 @@ def test_trains_from_a_data_set_file_and_refuses_a_foreign_checkpoint(
         [(*t, True) for t in train_pairs] + [(*train_pairs[0], False)]
     )
     assert meta["data_hash"] != data_hash(train_pairs + train_pairs[:1])
+
+
+def test_gain_repeats_train_each_example_by_what_its_answer_saves(
+    tmp_path, tokenizer, examples, tiny
+):
+    assert [gain_repeats_of(20, c, 2) for c in (20, 19, 17, 0, 25)] == [1, 2, 3, 3, 1]
+    assert gain_repeats_of(20, 0, 0) == 1
+    # answers saving 0, 1, 3 and 15 instructions over -Oz
+    rows = [
+        Example(f"h{i}", "train", "sample.c", f"f{i}", p, a, 30, 20, best, "-Oz", 0)
+        for i, ((p, a), best) in enumerate(zip(examples, (20, 19, 17, 5), strict=True))
+    ]
+    path = tmp_path / "data.parquet"
+    write_dataset(path, rows, {"llvm_version": "19.1.7"})
+    ir_only = tmp_path / "ir.parquet"
+    write_dataset(ir_only, rows[3:], {"llvm_version": "19.1.7"})
+    result = train(
+        path, tokenizer, tiny, _config(steps=2), tmp_path / "run",
+        gain_repeats=2, ir_only=[ir_only],
+    )  # fmt: skip
+    meta = ckpt.read_meta(result.model_dir)
+    pairs = [(p, a, True) for p, a in examples]
+    repeated = [pairs[0], *[pairs[1]] * 2, *[pairs[2]] * 3, *[pairs[3]] * 3]
+    # the --ir-only file's examples, which teach no choice of list, come once
+    assert meta["examples"] == 10 and meta["gain_repeats"] == 2
+    assert meta["data_hash"] == data_hash([*repeated, (*examples[3], False)])
+    plain = train(path, tokenizer, tiny, _config(steps=2), tmp_path / "plain")
+    meta = ckpt.read_meta(plain.model_dir)
+    assert meta["examples"] == 4 and "gain_repeats" not in meta
+    with pytest.raises(InputError, match="gain_repeats must be 0 or more"):
+        train(path, tokenizer, tiny, _config(steps=2), tmp_path / "bad", gain_repeats=-1)
+    assert not (tmp_path / "bad").exists()
 
 
 def _train_rows(examples) -> list[Example]:

@@ -1835,6 +1835,16 @@ def train_cmd(
             metavar="DATASET",
         ),
     ] = None,
+    gain_repeats: Annotated[
+        int,
+        typer.Option(
+            "--gain-repeats",
+            help="Train each example once more per instruction the autotuner's best list saved "
+            "over -Oz on its function, up to N more times, so the loss weighs functions by what "
+            "a choice of list is worth there (0: each once).",
+            metavar="N",
+        ),
+    ] = 0,
 ) -> None:
     """Train a Llama model on a data set (from scratch, or --init to fine-tune); resumable;
     validates with the compiler (with --eval-functions 0 it needs no LLVM)."""
@@ -1862,6 +1872,8 @@ def train_cmd(
         )
     except ValueError as exc:  # its fields named as the user typed them
         raise InputError(_TRAIN_FIELD.sub(lambda m: _TRAIN_OPTIONS[m[0]], str(exc))) from None
+    if gain_repeats < 0:
+        raise InputError(f"--gain-repeats {gain_repeats}: must be 0 or more")
     model_preset = load_preset(preset)
     if init is not None:
         import json
@@ -1925,6 +1937,7 @@ def train_cmd(
             on_step=on_step,
             init=init,
             ir_only=ir_only,
+            gain_repeats=gain_repeats,
         )
     plot = plot_training(output / LOG_FILE, output / "training.png")
     err_console.print(f"step {result.step}/{steps}; curve: {plot}")

@@ -175,26 +175,44 @@ def data_hash(examples: Sequence[Example] | Sequence[tuple]) -> str:
     return h.hexdigest()[:16]
 
 
-def _train_split(path: str | Path, list_loss: bool) -> tuple[list[tuple[str, str, bool]], dict]:
+def gain_repeats_of(oz_count: int, count: int, cap: int) -> int:
+    """How many times per epoch ``--gain-repeats cap`` trains an example of a function that
+    has ``oz_count`` instructions after -Oz and ``count`` after the autotuner's best list (the
+    data set's ``best_count``: what a choice of list can win there, whichever list the answer
+    names): once, and once more per instruction saved, up to ``cap`` more (``cap`` 0: once)."""
+    return 1 + min(cap, max(0, oz_count - count))
+
+
+def _train_split(
+    path: str | Path, list_loss: bool, gain_repeats: int = 0
+) -> tuple[list[tuple[str, str, bool]], dict]:
     """The (prompt, answer, list_loss) triples of a data set file's train split, and its
-    metadata."""
+    metadata; with ``gain_repeats``, each example as often as :func:`gain_repeats_of` says,
+    its copies side by side (the stream shuffles them apart)."""
     examples, meta = read_dataset(path)
-    return [(e.prompt, e.answer, list_loss) for e in examples if e.split == TRAIN], meta
+    return [
+        (e.prompt, e.answer, list_loss)
+        for e in examples
+        if e.split == TRAIN
+        for _ in range(gain_repeats_of(e.oz_count, e.best_count, gain_repeats))
+    ], meta
 
 
 def _load_examples(
-    data, ir_only: Sequence[str | Path] = ()
+    data, ir_only: Sequence[str | Path] = (), gain_repeats: int = 0
 ) -> tuple[list[tuple[str, str, bool]], dict[str, Any]]:
     """(prompt, answer, list_loss) triples of the train split, and the data set's metadata.
     ``data`` is a data set file, a list of them (their train splits in that order, the first
     one's metadata: a file named twice counts twice), or examples; the train splits of the
-    ``ir_only`` files follow, with no loss on their pass lists."""
+    ``ir_only`` files follow, with no loss on their pass lists. ``gain_repeats``: the data set
+    files' examples repeated by what the autotuner saved on them (:func:`gain_repeats_of`); the
+    ``ir_only`` ones, which teach no choice of list, once."""
     if isinstance(data, str | Path):
         data = [data]
     triples: list[tuple[str, str, bool]]
     meta: dict[str, Any] = {}
     if data and all(isinstance(d, str | Path) for d in data):
-        parts = [_train_split(path, True) for path in data]
+        parts = [_train_split(path, True, gain_repeats) for path in data]
         triples = [t for part, _ in parts for t in part]
         meta = parts[0][1]
         metas = {str(path): m for path, (_, m) in zip(data, parts, strict=True)}
@@ -299,6 +317,7 @@ def train(
     on_step: Callable[[dict[str, Any]], None] | None = None,
     init: str | Path | None = None,
     ir_only: Sequence[str | Path] = (),
+    gain_repeats: int = 0,
 ) -> TrainResult:
     """Train ``preset`` on ``data`` (the train split of a data set file or of several, or
     examples) into ``out_dir``.
@@ -313,10 +332,16 @@ def train(
     (fine-tuning; its shape must be ``preset``'s and its vocabulary the tokenizer's).
     ``ir_only``: data set files whose train splits are trained on too, without loss on their
     pass lists (they teach the counts and the optimized IR, not the choice of list).
+    ``gain_repeats``: train each example of ``data``'s files once more per instruction the
+    autotuner's best list saved over -Oz on its function, up to that many more
+    (:func:`gain_repeats_of`), so the loss weighs functions as the benchmarks do, by the
+    instructions a choice of list can save there.
     """
+    if gain_repeats < 0:
+        raise InputError(f"gain_repeats must be 0 or more, not {gain_repeats}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pairs, data_meta = _load_examples(data, ir_only)
+    pairs, data_meta = _load_examples(data, ir_only, gain_repeats)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
 
@@ -346,6 +371,7 @@ def train(
         "train_config": asdict(config),
         "data_hash": data_hash(pairs),
         "examples": len(pairs),
+        **({"gain_repeats": gain_repeats} if gain_repeats else {}),
         "tokenizer": tokenizer_hash(tokenizer),
         "parameters": sum(p.numel() for p in model.parameters()),
         "matmul_dtype": str(matmul_dtype).removeprefix("torch."),
