@@ -9,6 +9,9 @@ functions once for both reports (a paired bootstrap), so the interval is that of
     .venv/bin/python benchmarks/compare_reports.py BASE_REPORT_DIR OTHER_REPORT_DIR
         [--methods sample-1,sample-3,sample-10] [-o reports/....json]
 
+A method written ``BASE NAME=OTHER NAME`` compares rows that the two reports name apart, such
+as ``predict`` with each model's own calibrated margin: ``"predict (margin 0)=predict (margin 2)"``.
+
 Both reports must hold the same functions (by hash) with the same ``-Oz`` and autotuner counts:
 the same test set, evaluated with the same LLVM.
 """
@@ -83,8 +86,11 @@ def compare(base: Path, other: Path, methods: list[str]) -> dict:
         "methods": {},
     }
     for method in methods:
-        ca = [_count(a[h], method, base) for h in hashes]
-        cb = [_count(b[h], method, other) for h in hashes]
+        # "NAME=OTHER NAME": rows named apart, e.g. predict with each model's own margin
+        name_a, _, name_b = method.partition("=")
+        name_b = name_b or name_a
+        ca = [_count(a[h], name_a, base) for h in hashes]
+        cb = [_count(b[h], name_b, other) for h in hashes]
         share_a, share_b = gain_share(oz, ca, ref), gain_share(oz, cb, ref)
         against = paired(oz, cb, ca, ref)
         out["methods"][method] = {

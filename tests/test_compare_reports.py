@@ -53,6 +53,22 @@ def test_shares_difference_and_functions_ahead(tmp_path):
     assert same["difference_interval"] == [0.0, 0.0] and same["other_ahead"] == 0
 
 
+def test_rows_named_apart_are_compared_by_base_name_equals_other_name(tmp_path):
+    base = _report(tmp_path / "a", [("1", 10, 6, 6), ("2", 20, 14, 20), ("3", 5, 5, 5)])
+    other = _report(tmp_path / "b", [("1", 10, 6, 8), ("2", 20, 14, 14), ("3", 5, 5, 5)])
+    records = json.loads(gzip.decompress((other / FUNCTIONS_JSON).read_bytes()))
+    for r in records:  # the other model's row under another name, as a margin of its own
+        r["sample-10 (b)"] = r.pop("sample-10")
+    (other / FUNCTIONS_JSON).write_bytes(gzip.compress(json.dumps(records).encode()))
+    compare = benchmark_module("compare_reports").compare
+    r = compare(base, other, ["sample-10=sample-10 (b)"])["methods"]["sample-10=sample-10 (b)"]
+    assert (r["base_share"], r["other_share"], r["other_ahead"], r["base_ahead"]) == (
+        0.4, 0.8, 1, 1,
+    )  # fmt: skip
+    with pytest.raises(InputError, match="no 'sample-10' result"):
+        compare(base, other, ["sample-10"])
+
+
 def test_different_test_sets_and_missing_methods_are_refused(tmp_path):
     base = _report(tmp_path / "a", [("1", 10, 6, 6), ("2", 20, 14, 20)])
     fewer = _report(tmp_path / "b", [("1", 10, 6, 8)])
