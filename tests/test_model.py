@@ -309,12 +309,12 @@ def test_trains_from_a_data_set_file_and_refuses_a_foreign_checkpoint(
     assert meta["data_hash"] != data_hash(train_pairs + train_pairs[:1])
 
 
-def test_gain_repeats_train_each_example_by_what_its_answer_saves(
+def test_gain_repeats_train_each_example_by_what_its_best_list_saves(
     tmp_path, tokenizer, examples, tiny
 ):
     assert [gain_repeats_of(20, c, 2) for c in (20, 19, 17, 0, 25)] == [1, 2, 3, 3, 1]
     assert gain_repeats_of(20, 0, 0) == 1
-    # answers saving 0, 1, 3 and 15 instructions over -Oz
+    # functions whose best lists save 0, 1, 3 and 15 instructions over -Oz
     rows = [
         Example(f"h{i}", "train", "sample.c", f"f{i}", p, a, 30, 20, best, "-Oz", 0)
         for i, ((p, a), best) in enumerate(zip(examples, (20, 19, 17, 5), strict=True))
@@ -338,6 +338,8 @@ def test_gain_repeats_train_each_example_by_what_its_answer_saves(
     assert meta["examples"] == 4 and "gain_repeats" not in meta
     with pytest.raises(InputError, match="gain_repeats must be 0 or more"):
         train(path, tokenizer, tiny, _config(steps=2), tmp_path / "bad", gain_repeats=-1)
+    with pytest.raises(InputError, match="needs data set files"):
+        train(examples, tokenizer, tiny, _config(steps=2), tmp_path / "bad", gain_repeats=2)
     assert not (tmp_path / "bad").exists()
 
 

@@ -217,6 +217,8 @@ def _load_examples(
         meta = parts[0][1]
         metas = {str(path): m for path, (_, m) in zip(data, parts, strict=True)}
     else:
+        if gain_repeats:  # (prompt, answer) pairs carry no counts to repeat them by
+            raise InputError("gain_repeats needs data set files, whose examples carry counts")
         triples = [
             (e.prompt, e.answer, True) if isinstance(e, Example) else (*e[:2], True) for e in data
         ]
@@ -339,9 +341,9 @@ def train(
     """
     if gain_repeats < 0:
         raise InputError(f"gain_repeats must be 0 or more, not {gain_repeats}")
+    pairs, data_meta = _load_examples(data, ir_only, gain_repeats)  # refused before any file
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pairs, data_meta = _load_examples(data, ir_only, gain_repeats)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
 
